@@ -1,0 +1,117 @@
+//! The command line: run the gateway, check a configuration, or run the
+//! demo. Signals: SIGTERM and SIGINT both stop accepting and let requests
+//! in flight finish, for at most `server.shutdown_grace`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::server::Gateway;
+
+#[derive(Parser)]
+#[command(name = "otpgate", version, about = "An SMS second factor in front of a web app's own login")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and exit: 0 if it is good, 2 with the
+    /// file, line and key of the first mistake if not.
+    CheckConfig,
+    /// Start a small built-in "legacy app" and the gateway in front of it,
+    /// with the sandbox SMS provider, and print the URLs to open.
+    Demo,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&cli.config),
+        Some(Command::Demo) => runtime().block_on(crate::demo::run(&cli.config)),
+        None => runtime().block_on(run(&cli.config)),
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(s) => {
+            println!("{}: OK ({} app{})", path.display(), s.apps.len(), if s.apps.len() == 1 { "" } else { "s" });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(path: &Path) -> ExitCode {
+    let settings = match config::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    serve(settings).await
+}
+
+/// Binds and serves until a signal; start-up errors go to stderr.
+pub async fn serve(settings: config::Settings) -> ExitCode {
+    match Gateway::bind(settings).await {
+        Ok(gateway) => {
+            gateway.serve(shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("otpgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,157 @@
+//! Configuration: `raw` is the file as written, this module holds the
+//! validated, typed settings the gateway runs on, and `validate` turns the
+//! one into the other. Every error names the file, the line and the key.
+
+mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use ipnet::IpNet;
+
+pub use validate::{DEFAULT_MESSAGE, is_sender_id, parse};
+
+/// A configuration mistake, located in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{line}: {key}{message}", line = fmt_line(*.line), key = fmt_key(.key))]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+fn fmt_line(line: Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+fn fmt_key(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    parse(&text, &path.display().to_string(), base)
+}
+
+/// A secret value; its `Debug` output never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(MASKED)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub otp: OtpSettings,
+    pub limits: LimitSettings,
+    pub sms: SmsSettings,
+    pub apps: Vec<AppSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub secret_file: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub tls: Option<TlsFiles>,
+    pub second_factor_lifetime: Duration,
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtpSettings {
+    pub length: u32,
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    /// Message template with `{app}`, `{code}` and `{minutes}`.
+    pub message: String,
+    /// Append the origin-bound `@host #code` line (WICG sms-one-time-codes).
+    pub origin_bound: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    pub cooldown: Duration,
+    pub per_hour: u32,
+    pub per_day: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    pub provider: ProviderSettings,
+    pub from: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    Didfarm(DidfarmSettings),
+    Sandbox,
+}
+
+#[derive(Debug, Clone)]
+pub struct DidfarmSettings {
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    pub api_key: Secret,
+    pub test_mode: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub name: String,
+    pub host: HostMatch,
+    pub upstream: Upstream,
+    pub session_cookie: String,
+    pub userinfo_path: PathAndQuery,
+    pub user_pointer: String,
+    pub phone_pointer: Option<String>,
+    pub bypass: Vec<String>,
+    /// Phone numbers by user name, from `users_file`.
+    pub users: HashMap<String, String>,
+    pub userinfo_cache: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Any,
+    /// Lower-case host name without port.
+    Exact(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}

@@ -1,0 +1,93 @@
+//! The configuration file exactly as written: plain serde structs that
+//! reject unknown keys, with spans kept on every value that validation may
+//! have to complain about, so each error can name its line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub otp: RawOtp,
+    #[serde(default)]
+    pub limits: RawLimits,
+    pub sms: Option<S<RawSms>>,
+    #[serde(default)]
+    pub apps: Vec<S<RawApp>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<S<String>>,
+    pub secret_file: Option<S<String>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    pub tls_cert: Option<S<String>>,
+    pub tls_key: Option<S<String>>,
+    pub second_factor_lifetime: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
+    pub upstream_timeout: Option<S<String>>,
+    pub header_read_timeout: Option<S<String>>,
+    pub shutdown_grace: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtp {
+    pub length: Option<S<i64>>,
+    pub ttl: Option<S<String>>,
+    pub max_attempts: Option<S<i64>>,
+    pub message: Option<S<String>>,
+    pub origin_bound: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub cooldown: Option<S<String>>,
+    pub per_hour: Option<S<i64>>,
+    pub per_day: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSms {
+    pub provider: S<String>,
+    pub from: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
+    pub didfarm: Option<S<RawDidfarm>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDidfarm {
+    pub base_url: Option<S<String>>,
+    pub api_key: Option<S<String>>,
+    pub api_key_env: Option<S<String>>,
+    pub api_key_file: Option<S<String>>,
+    #[serde(default)]
+    pub test_mode: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub name: S<String>,
+    pub host: Option<S<String>>,
+    pub upstream: S<String>,
+    pub session_cookie: S<String>,
+    pub userinfo_path: S<String>,
+    pub user_pointer: S<String>,
+    pub phone_pointer: Option<S<String>>,
+    #[serde(default)]
+    pub bypass: Vec<S<String>>,
+    pub users_file: Option<S<String>>,
+    pub userinfo_cache: Option<S<String>>,
+}

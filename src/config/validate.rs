@@ -1,0 +1,438 @@
+//! Turns the raw file into [`Settings`], checking every value once, at load,
+//! so that nothing downstream has to.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use http::uri::{PathAndQuery, Scheme};
+use ipnet::IpNet;
+
+use super::raw::{RawApp, RawConfig, RawDidfarm, RawSms, S};
+use super::*;
+use crate::phone;
+
+/// The default SMS text; `{app}`, `{code}` and `{minutes}` are filled in.
+pub const DEFAULT_MESSAGE: &str =
+    "Your {app} verification code is {code}. It expires in {minutes} minutes.";
+
+/// Names of the gateway's own cookies; an app's session cookie may not use them.
+pub const RESERVED_COOKIES: [&str; 2] = [crate::factor::COOKIE_NAME, crate::otp::PENDING_COOKIE];
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    base: &'a Path,
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Parses configuration text; relative paths in it are taken from `base`.
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
+    let cx = Ctx { file, text, base };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: file.to_string(),
+        line: e.span().map(|s| cx.line_of(&s)),
+        key: String::new(),
+        message: e.message().trim_end().to_string(),
+    })?;
+    cx.settings(raw)
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: span.map(|s| self.line_of(&s)),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ConfigError {
+        self.err(Some(value.span()), key, message)
+    }
+
+    fn duration(&self, v: &Option<S<String>>, key: &str, default: Duration) -> Result<Duration> {
+        let Some(v) = v else { return Ok(default) };
+        humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
+            self.at(v, key, format!("{e}; write a duration such as \"30s\", \"5m\" or \"12h\""))
+        })
+    }
+
+    fn bounded(
+        &self,
+        v: &Option<S<String>>,
+        key: &str,
+        default: Duration,
+        range: Range<Duration>,
+    ) -> Result<Duration> {
+        let d = self.duration(v, key, default)?;
+        if d < range.start || d > range.end {
+            let at = v.as_ref().map(|v| v.span());
+            return Err(self.err(
+                at,
+                key,
+                format!(
+                    "must be between {} and {}",
+                    humantime::format_duration(range.start),
+                    humantime::format_duration(range.end)
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    fn int(&self, v: &Option<S<i64>>, key: &str, default: u32, range: Range<u32>) -> Result<u32> {
+        let Some(v) = v else { return Ok(default) };
+        let n = *v.get_ref();
+        if n < i64::from(range.start) || n > i64::from(range.end) {
+            return Err(self.at(
+                v,
+                key,
+                format!("{n} is out of range; use a whole number from {} to {}", range.start, range.end),
+            ));
+        }
+        Ok(n as u32)
+    }
+
+    fn path(&self, v: &str) -> PathBuf {
+        let p = Path::new(v);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn settings(&self, raw: RawConfig) -> Result<Settings> {
+        let server = self.server(&raw)?;
+        let otp = self.otp(&raw)?;
+        let limits = LimitSettings {
+            cooldown: self.bounded(
+                &raw.limits.cooldown,
+                "limits.cooldown",
+                Duration::from_secs(60),
+                Duration::ZERO..Duration::from_secs(3600),
+            )?,
+            per_hour: self.int(&raw.limits.per_hour, "limits.per_hour", 5, 1..1000)?,
+            per_day: self.int(&raw.limits.per_day, "limits.per_day", 20, 1..10_000)?,
+        };
+        let Some(sms) = &raw.sms else {
+            return Err(self.err(
+                None,
+                "sms",
+                "missing; add an [sms] table with provider = \"didfarm\" (or \"sandbox\" for local testing)",
+            ));
+        };
+        let sms = self.sms(sms)?;
+        if raw.apps.is_empty() {
+            return Err(self.err(
+                None,
+                "apps",
+                "no application configured; add an [[apps]] table with name, upstream, session_cookie, userinfo_path and user_pointer",
+            ));
+        }
+        let apps = raw
+            .apps
+            .iter()
+            .map(|a| self.app(a))
+            .collect::<Result<Vec<_>>>()?;
+        self.distinct_hosts(&raw.apps, &apps)?;
+        Ok(Settings { server, otp, limits, sms, apps })
+    }
+
+    fn server(&self, raw: &RawConfig) -> Result<ServerSettings> {
+        let s = &raw.server;
+        let listen = match &s.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
+            Some(v) => v.get_ref().parse().map_err(|_| {
+                self.at(v, "server.listen", "not an address; write host and port, e.g. \"127.0.0.1:8000\" or \"[::]:443\"")
+            })?,
+        };
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .map(|v| {
+                let t = v.get_ref().trim();
+                t.parse::<IpNet>()
+                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| self.at(v, "server.trusted_proxies", format!("{t:?} is not an IP address or CIDR range such as \"10.0.0.0/8\"")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some(TlsFiles { cert: self.path(c.get_ref()), key: self.path(k.get_ref()) }),
+            (Some(v), None) => return Err(self.at(v, "server.tls_cert", "needs server.tls_key as well")),
+            (None, Some(v)) => return Err(self.at(v, "server.tls_key", "needs server.tls_cert as well")),
+        };
+        let secret_file = s.secret_file.as_ref().map_or("otpgate.key", |v| v.get_ref().as_str());
+        let secs = Duration::from_secs;
+        Ok(ServerSettings {
+            listen,
+            secret_file: self.path(secret_file),
+            trusted_proxies,
+            tls,
+            second_factor_lifetime: self.bounded(&s.second_factor_lifetime, "server.second_factor_lifetime", secs(12 * 3600), secs(60)..secs(90 * 86400))?,
+            connect_timeout: self.bounded(&s.connect_timeout, "server.connect_timeout", secs(5), Duration::from_millis(10)..secs(300))?,
+            upstream_timeout: self.bounded(&s.upstream_timeout, "server.upstream_timeout", secs(60), Duration::from_millis(10)..secs(3600))?,
+            header_read_timeout: self.bounded(&s.header_read_timeout, "server.header_read_timeout", secs(10), Duration::from_millis(100)..secs(300))?,
+            shutdown_grace: self.bounded(&s.shutdown_grace, "server.shutdown_grace", secs(10), Duration::ZERO..secs(600))?,
+        })
+    }
+
+    fn otp(&self, raw: &RawConfig) -> Result<OtpSettings> {
+        let o = &raw.otp;
+        let message = match &o.message {
+            None => DEFAULT_MESSAGE.to_string(),
+            Some(m) if !m.get_ref().contains("{code}") => {
+                return Err(self.at(m, "otp.message", "must contain {code}, or the user never sees the code"));
+            }
+            Some(m) => m.get_ref().clone(),
+        };
+        Ok(OtpSettings {
+            length: self.int(&o.length, "otp.length", 6, 6..10)?,
+            // NIST SP 800-63B §5.1.3.2: an out-of-band secret is valid for at most 10 minutes.
+            ttl: self.bounded(&o.ttl, "otp.ttl", Duration::from_secs(300), Duration::from_secs(1)..Duration::from_secs(600))?,
+            max_attempts: self.int(&o.max_attempts, "otp.max_attempts", 5, 1..20)?,
+            message,
+            origin_bound: o.origin_bound.unwrap_or(true),
+        })
+    }
+
+    fn sms(&self, sms: &S<RawSms>) -> Result<SmsSettings> {
+        let raw = sms.get_ref();
+        let provider = match raw.provider.get_ref().as_str() {
+            "sandbox" => ProviderSettings::Sandbox,
+            "didfarm" => {
+                let Some(d) = &raw.didfarm else {
+                    return Err(self.at(&raw.provider, "sms.provider", "is \"didfarm\" but there is no [sms.didfarm] table; add one with base_url and api_key_env"));
+                };
+                ProviderSettings::Didfarm(self.didfarm(d)?)
+            }
+            other => {
+                return Err(self.at(&raw.provider, "sms.provider", format!("unknown provider {other:?}; use \"didfarm\" or \"sandbox\"")));
+            }
+        };
+        let from = match (&raw.from, &provider) {
+            (Some(f), _) => {
+                let v = f.get_ref().trim();
+                if !phone::is_e164(v) && !is_sender_id(v) {
+                    return Err(self.at(f, "sms.from", format!("{v:?} is neither an E.164 number (\"+31201234567\") nor an alphanumeric sender ID of 1 to 11 letters, digits or spaces with at least one letter")));
+                }
+                v.to_string()
+            }
+            (None, ProviderSettings::Sandbox) => "otpgate".to_string(),
+            (None, _) => return Err(self.at(sms, "sms.from", "missing; set the sending number (\"+31201234567\") or sender ID (\"YourBrand\")")),
+        };
+        let secs = Duration::from_secs;
+        Ok(SmsSettings {
+            provider,
+            from,
+            timeout: self.bounded(&raw.timeout, "sms.timeout", secs(10), Duration::from_millis(10)..secs(120))?,
+            connect_timeout: self.bounded(&raw.connect_timeout, "sms.connect_timeout", secs(5), Duration::from_millis(10)..secs(60))?,
+        })
+    }
+
+    fn didfarm(&self, d: &S<RawDidfarm>) -> Result<DidfarmSettings> {
+        let raw = d.get_ref();
+        let base_url = match &raw.base_url {
+            None => "https://didfarm.com".to_string(),
+            Some(u) => {
+                let v = u.get_ref().trim().trim_end_matches('/');
+                let ok = v.parse::<Uri>().is_ok_and(|uri| {
+                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+                });
+                if !ok {
+                    return Err(self.at(u, "sms.didfarm.base_url", format!("{v:?} is not an http(s) URL; write e.g. \"https://didfarm.com\"")));
+                }
+                v.to_string()
+            }
+        };
+        let api_key = self.secret(
+            d,
+            "sms.didfarm.api_key",
+            &raw.api_key,
+            &raw.api_key_env,
+            &raw.api_key_file,
+        )?;
+        Ok(DidfarmSettings { base_url, api_key, test_mode: raw.test_mode })
+    }
+
+    /// A secret given inline, by environment variable (`*_env`) or by file (`*_file`): exactly one.
+    fn secret<T>(
+        &self,
+        table: &S<T>,
+        key: &str,
+        inline: &Option<S<String>>,
+        env: &Option<S<String>>,
+        file: &Option<S<String>>,
+    ) -> Result<Secret> {
+        let value = match (inline, env, file) {
+            (Some(v), None, None) => v.get_ref().clone(),
+            (None, Some(v), None) => std::env::var(v.get_ref()).map_err(|_| {
+                self.at(v, &format!("{key}_env"), format!("environment variable {} is not set; export it before starting, or use {key}_file", v.get_ref()))
+            })?,
+            (None, None, Some(v)) => std::fs::read_to_string(self.path(v.get_ref()))
+                .map_err(|e| self.at(v, &format!("{key}_file"), format!("cannot read {}: {e}", v.get_ref())))?,
+            (None, None, None) => {
+                return Err(self.at(table, key, format!("missing; set {key}_env (an environment variable name) or {key}_file")));
+            }
+            _ => return Err(self.at(table, key, format!("set only one of {key}, {key}_env and {key}_file"))),
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err(self.at(table, key, "is empty"));
+        }
+        Ok(Secret(value))
+    }
+
+    fn app(&self, app: &S<RawApp>) -> Result<AppSettings> {
+        let a = app.get_ref();
+        let name = a.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(self.at(&a.name, "apps.name", "is empty; give the name users know the app by"));
+        }
+        let host = match a.host.as_ref() {
+            None => HostMatch::Any,
+            Some(h) if h.get_ref() == "*" => HostMatch::Any,
+            Some(h) => {
+                let v = h.get_ref().trim().to_ascii_lowercase();
+                let ok = !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                if !ok {
+                    return Err(self.at(h, "apps.host", format!("{v:?} is not a host name; write it without scheme or port, e.g. \"crm.example.com\", or \"*\" for any")));
+                }
+                HostMatch::Exact(v)
+            }
+        };
+        let upstream = self.upstream(&a.upstream)?;
+        let cookie = a.session_cookie.get_ref().trim();
+        if cookie.is_empty() || !cookie.bytes().all(is_token_byte) {
+            return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?} is not a cookie name (RFC 6265 §4.1.1: letters, digits and !#$%&'*+-.^_`|~)")));
+        }
+        if RESERVED_COOKIES.contains(&cookie) {
+            return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?} is otpgate's own cookie; name the app's session cookie")));
+        }
+        let userinfo_path = a
+            .userinfo_path
+            .get_ref()
+            .parse::<PathAndQuery>()
+            .ok()
+            .filter(|p| p.as_str().starts_with('/'))
+            .ok_or_else(|| self.at(&a.userinfo_path, "apps.userinfo_path", "must be a path on the app starting with \"/\", e.g. \"/api/me\""))?;
+        let user_pointer = self.pointer(&a.user_pointer, "apps.user_pointer")?;
+        let phone_pointer = a.phone_pointer.as_ref().map(|p| self.pointer(p, "apps.phone_pointer")).transpose()?;
+        let bypass = a
+            .bypass
+            .iter()
+            .map(|b| {
+                let v = b.get_ref();
+                if !v.starts_with('/') {
+                    return Err(self.at(b, "apps.bypass", format!("{v:?} must be a path prefix starting with \"/\"")));
+                }
+                if v.starts_with(crate::routes::PREFIX) {
+                    return Err(self.at(b, "apps.bypass", "the gateway's own /.otpgate/ paths cannot be bypassed"));
+                }
+                Ok(v.clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let users = match &a.users_file {
+            None => HashMap::new(),
+            Some(f) => self.users_file(f)?,
+        };
+        if phone_pointer.is_none() && users.is_empty() {
+            return Err(self.at(app, "apps.phone_pointer", "no phone source; set phone_pointer (where the who-am-I answer has the number) or users_file"));
+        }
+        Ok(AppSettings {
+            name,
+            host,
+            upstream,
+            session_cookie: cookie.to_string(),
+            userinfo_path,
+            user_pointer,
+            phone_pointer,
+            bypass,
+            users,
+            userinfo_cache: self.bounded(&a.userinfo_cache, "apps.userinfo_cache", Duration::from_secs(60), Duration::ZERO..Duration::from_secs(3600))?,
+        })
+    }
+
+    fn upstream(&self, v: &S<String>) -> Result<Upstream> {
+        let text = v.get_ref().trim();
+        let bad = |why: &str| self.at(v, "apps.upstream", format!("{text:?} {why}; write e.g. \"http://127.0.0.1:8080\""));
+        let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(bad("must use http:// (TLS to the upstream is not supported yet)"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err(bad("must not have a path"));
+        }
+        Ok(Upstream { scheme: Scheme::HTTP, authority })
+    }
+
+    fn pointer(&self, v: &S<String>, key: &str) -> Result<String> {
+        let p = v.get_ref();
+        if !p.is_empty() && !p.starts_with('/') {
+            return Err(self.at(v, key, format!("{p:?} is not a JSON pointer (RFC 6901); write e.g. \"/username\" or \"/user/phone\"")));
+        }
+        Ok(p.clone())
+    }
+
+    fn users_file(&self, f: &S<String>) -> Result<HashMap<String, String>> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct UsersFile {
+            users: HashMap<String, S<String>>,
+        }
+        let path = self.path(f.get_ref());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| self.at(f, "apps.users_file", format!("cannot read {}: {e}", path.display())))?;
+        let file = path.display().to_string();
+        let inner = Ctx { file: &file, text: &text, base: self.base };
+        let parsed: UsersFile = toml::from_str(&text).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: e.span().map(|s| inner.line_of(&s)),
+            key: String::new(),
+            message: format!("{}; the file holds a [users] table of user = \"+E164\"", e.message().trim_end()),
+        })?;
+        parsed
+            .users
+            .into_iter()
+            .map(|(user, number)| {
+                let n = number.get_ref().trim();
+                if !phone::is_e164(n) {
+                    return Err(inner.at(&number, &format!("users.{user}"), "is not an E.164 number; write it as \"+\" then country code and number, e.g. \"+31612345678\""));
+                }
+                Ok((user, n.to_string()))
+            })
+            .collect()
+    }
+
+    fn distinct_hosts(&self, raw: &[S<RawApp>], apps: &[AppSettings]) -> Result<()> {
+        for (i, app) in apps.iter().enumerate() {
+            if apps[..i].iter().any(|other| other.host == app.host) {
+                return Err(self.at(&raw[i], "apps.host", "another [[apps]] table already serves this host; each host goes to one app"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cookie names are RFC 9110 tokens (RFC 6265 §4.1.1).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// An alphanumeric sender ID: 1 to 11 characters, letters, digits and spaces,
+/// with at least one letter (an all-digit sender would be read as a number).
+pub fn is_sender_id(v: &str) -> bool {
+    (1..=11).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && v.bytes().any(|b| b.is_ascii_alphabetic())
+}

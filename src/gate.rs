@@ -1,0 +1,159 @@
+//! The request's way through the gateway, top to bottom, in [`gate`]:
+//! own pages → bypass → no session → second factor proven → who is it →
+//! stop. Everything it calls lives in a module named for that step.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{ACCEPT, CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::{Body, empty};
+use crate::error::GateError;
+use crate::headers::{self, ClientView};
+use crate::identity::{self, Identity};
+use crate::state::{App, State};
+use crate::{cookies, factor, otp, pages, proxy, routes};
+
+/// What the gateway knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// The gateway's service function: never fails; errors become pages.
+pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    let wants_html = is_navigation(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match gate(&state, conn, req).await {
+        Ok(res) => res,
+        Err(err) => {
+            if err.status().is_server_error() {
+                tracing::warn!(%method, %path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
+            } else {
+                tracing::info!(%method, %path, client = %conn.peer, error = %err, "request refused");
+            }
+            pages::error(state.text, &err, wants_html)
+        }
+    }
+}
+
+async fn gate(state: &State, conn: Conn, mut req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+    // Only the gateway may speak in X-Otpgate-* headers.
+    headers::remove_otpgate_headers(req.headers_mut());
+    let view = ClientView::new(
+        req.headers(),
+        req.uri().authority().map(|a| a.as_str()),
+        conn.peer.ip(),
+        conn.tls,
+        &state.settings.server.trusted_proxies,
+    );
+    if view.host.is_empty() {
+        return Err(GateError::MissingHost);
+    }
+    let app = state.app_for(&view.hostname()).ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
+
+    if req.uri().path().starts_with(routes::PREFIX) {
+        return routes::serve(state, app, &view, req).await;
+    }
+    if app.bypasses(req.uri().path()) {
+        return pass(state, app, &view, req, None).await;
+    }
+    let Some(session) = session_id(state, app, &req) else {
+        // No app session: the app decides (and shows its login).
+        return pass(state, app, &view, req, None).await;
+    };
+    if let Some(user) = proven_user(state, app, &req, &session) {
+        return pass(state, app, &view, req, Some(&user)).await;
+    }
+    match &*identity::lookup(state, app, req.headers(), &view, &session).await? {
+        Identity::Anonymous => {
+            let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            let res = pass(state, app, &view, req, None).await?;
+            // A login may keep the same session cookie; a cached "anonymous"
+            // must not outlive it, or the next request would skip the gate.
+            if may_log_in || res.headers().contains_key(SET_COOKIE) {
+                identity::forget(app, &session).await;
+            }
+            Ok(res)
+        }
+        Identity::User { .. } => Ok(second_factor_required(&req)),
+    }
+}
+
+/// The keyed hash identifying the app session, if the request has one.
+pub fn session_id<B>(state: &State, app: &App, req: &Request<B>) -> Option<[u8; 32]> {
+    let value = cookies::get(req.headers(), &app.cfg.session_cookie)?;
+    Some(state.keys.session.of(&[&(app.index as u64).to_be_bytes(), value.as_bytes()]))
+}
+
+/// The user whose second factor this request proves for this session.
+pub fn proven_user<B>(state: &State, app: &App, req: &Request<B>, session: &[u8; 32]) -> Option<String> {
+    let value = cookies::get(req.headers(), factor::COOKIE_NAME)?;
+    factor::check(&state.keys, value, app.index, session, factor::now_secs())
+}
+
+/// Forwards to the app and applies the response-side rules.
+async fn pass(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    mut req: Request<Incoming>,
+    user: Option<&str>,
+) -> Result<Response<Body>, GateError> {
+    cookies::strip(req.headers_mut(), &[factor::COOKIE_NAME, otp::PENDING_COOKIE]);
+    let timeout = state.settings.server.upstream_timeout;
+    let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;
+    let h = res.headers_mut();
+    if h.contains_key(SET_COOKIE) {
+        cookies::remove_set_cookies_named(h, &[factor::COOKIE_NAME, otp::PENDING_COOKIE]);
+        // Logout: when the app deletes its session cookie, ours goes too.
+        if cookies::response_deletes(h, &app.cfg.session_cookie) {
+            let removal = factor::removal(factor::COOKIE_NAME, view.https);
+            if let Ok(v) = HeaderValue::from_str(&removal.to_string()) {
+                h.append(SET_COOKIE, v);
+            }
+        }
+    }
+    Ok(res)
+}
+
+/// A browser navigation: GET/HEAD that says so (`Sec-Fetch-Mode: navigate`)
+/// or that accepts HTML.
+pub fn is_navigation<B>(req: &Request<B>) -> bool {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return false;
+    }
+    let h = req.headers();
+    let header_has = |name: &str, needle: &str| {
+        h.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains(needle))
+    };
+    header_has("sec-fetch-mode", "navigate") || header_has(ACCEPT.as_str(), "text/html")
+}
+
+/// Logged in, no second factor yet: browsers are sent to the code page;
+/// anything else (XHR, POST, API clients) gets a 401 it can act on, so no
+/// request body is ever silently dropped by a redirect.
+fn second_factor_required<B>(req: &Request<B>) -> Response<Body> {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let verify_url = routes::verify_url(target);
+    let mut res = if is_navigation(req) {
+        let mut res = Response::new(empty());
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        if let Ok(v) = HeaderValue::from_str(&verify_url) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        res
+    } else {
+        let body = serde_json::json!({ "error": "second_factor_required", "verify_url": verify_url });
+        let mut res = pages::json(StatusCode::UNAUTHORIZED, &body);
+        // RFC 9110 §15.5.2: a 401 carries a challenge.
+        res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("otpgate realm=\"second factor\""));
+        res
+    };
+    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

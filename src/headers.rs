@@ -1,0 +1,216 @@
+//! Header rewriting between client, gateway and upstream: hop-by-hop
+//! removal, the `X-Forwarded-*` family, the gateway's own `X-Otpgate-*`
+//! headers, and the client's view (address, scheme, host) they rest on.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::Request;
+use ipnet::IpNet;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_OTPGATE_USER: HeaderName = HeaderName::from_static("x-otpgate-user");
+const OTPGATE_PREFIX: &str = "x-otpgate-";
+
+/// RFC 9110 §7.6.1: "Connection" and the fields it names apply to one hop
+/// only; so do the older hop-by-hop fields of RFC 2616 §13.5.1 that
+/// intermediaries still meet (`Keep-Alive`, `Proxy-Connection`, ...).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
+/// Removes the hop-by-hop fields: first every field named in `Connection`,
+/// then the fixed list.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes every `X-Otpgate-*` field, so that only the gateway can set them.
+pub fn remove_otpgate_headers(headers: &mut HeaderMap) {
+    let has_any = headers.keys().any(|k| k.as_str().starts_with(OTPGATE_PREFIX));
+    if has_any {
+        let names: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with(OTPGATE_PREFIX)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The protocol a request asks to switch to (RFC 9110 §7.8), if it does so
+/// properly: an `Upgrade` field and the `upgrade` option in `Connection`.
+pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
+    let upgrade = req.headers().get(http::header::UPGRADE)?;
+    let listed = req
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    listed.then(|| upgrade.clone())
+}
+
+/// Who the client is, as far as the gateway can trust what it is told.
+#[derive(Debug, Clone)]
+pub struct ClientView {
+    /// The socket's address, or the first untrusted hop of `X-Forwarded-For`.
+    pub ip: IpAddr,
+    /// HTTPS on the client's side: TLS here, or a trusted proxy said so.
+    pub https: bool,
+    /// The host the client asked for, as sent (may carry a port).
+    pub host: String,
+    /// Whether the direct peer is one of `trusted_proxies`.
+    pub peer_trusted: bool,
+    pub peer: IpAddr,
+}
+
+impl ClientView {
+    pub fn new(headers: &HeaderMap, authority: Option<&str>, peer: IpAddr, tls: bool, trusted: &[IpNet]) -> Self {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        let peer_trusted = is_trusted(&peer);
+        let own_host = headers.get(HOST).and_then(|h| h.to_str().ok()).or(authority).unwrap_or("").to_string();
+        if !peer_trusted {
+            return Self { ip: peer, https: tls, host: own_host, peer_trusted, peer };
+        }
+        // Walk X-Forwarded-For from the right: each trusted proxy appended the
+        // address it saw; the first hop that is not ours is the client.
+        let mut ip = peer;
+        let hops = headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+        for hop in hops.iter().rev().flat_map(|v| v.rsplit(',')) {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else { break };
+            ip = hop;
+            if !is_trusted(&hop) {
+                break;
+            }
+        }
+        let first = |name: &HeaderName| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+        };
+        let https = tls || first(&X_FORWARDED_PROTO).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        let host = first(&X_FORWARDED_HOST).filter(|h| !h.is_empty()).unwrap_or(own_host);
+        Self { ip, https, host, peer_trusted, peer }
+    }
+
+    /// The host without port, lower-cased, for matching apps and for the
+    /// origin-bound SMS line.
+    pub fn hostname(&self) -> String {
+        host_without_port(&self.host).to_ascii_lowercase()
+    }
+}
+
+/// "example.com:8080" → "example.com", "[::1]:80" → "[::1]".
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. Incoming values
+/// are kept (and extended) only when they come from a trusted proxy.
+pub fn set_forwarded(headers: &mut HeaderMap, view: &ClientView) {
+    let peer = view.peer.to_string();
+    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if view.peer_trusted => format!("{prior}, {peer}"),
+        _ => peer,
+    };
+    let proto = if view.https { "https" } else { "http" };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Ok(v) = HeaderValue::from_str(&view.host) {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn removes_hop_by_hop_fields_and_those_named_in_connection() {
+        let mut h = map(&[
+            ("connection", "close, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn removes_client_sent_otpgate_headers_of_any_case() {
+        let mut h = map(&[("X-Otpgate-User", "admin"), ("x-otpgate-anything", "1"), ("x-other", "1")]);
+        remove_otpgate_headers(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("host", "a.example")]);
+        let v = ClientView::new(&h, None, "203.0.113.9".parse().unwrap(), false, &["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(v.ip.to_string(), "203.0.113.9");
+        assert!(!v.https);
+        let mut out = h.clone();
+        set_forwarded(&mut out, &v);
+        assert_eq!(out["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_behind_trusted_proxies() {
+        let h = map(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2"), ("x-forwarded-proto", "https")]);
+        let v = ClientView::new(&h, Some("a.example"), "10.0.0.1".parse().unwrap(), false, &["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(v.ip.to_string(), "198.51.100.7");
+        assert!(v.https);
+        let mut out = h.clone();
+        set_forwarded(&mut out, &v);
+        assert_eq!(out["x-forwarded-for"], "6.6.6.6, 198.51.100.7, 10.0.0.2, 10.0.0.1");
+    }
+
+    #[test]
+    fn hosts_lose_their_port_but_keep_ipv6_brackets() {
+        assert_eq!(host_without_port("a.example:8443"), "a.example");
+        assert_eq!(host_without_port("a.example"), "a.example");
+        assert_eq!(host_without_port("[::1]:8000"), "[::1]");
+    }
+}

@@ -1,0 +1,128 @@
+//! Who is logged in, asked of the app itself: its who-am-I path is called
+//! with the request's cookies; 2xx JSON means logged in, 401/403 or a
+//! redirect means not. Answers are cached per session under a keyed hash of
+//! the session cookie (never the value), negative ones too, and concurrent
+//! lookups for one session share one call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ACCEPT, COOKIE, HOST, HeaderValue, USER_AGENT};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Limited};
+
+use crate::body;
+use crate::error::GateError;
+use crate::headers::{self, ClientView};
+use crate::state::{App, State};
+
+/// Largest who-am-I answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Anonymous,
+    User {
+        name: String,
+        /// As the app or the users file gives it; checked before use.
+        phone: Option<String>,
+    },
+}
+
+pub type Cache = moka::future::Cache<[u8; 32], Arc<Identity>>;
+
+pub fn new_cache(ttl: Duration) -> Cache {
+    moka::future::Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build()
+}
+
+/// The identity behind a session, from the cache or from the app.
+pub async fn lookup(
+    state: &State,
+    app: &App,
+    req_headers: &http::HeaderMap,
+    view: &ClientView,
+    session: &[u8; 32],
+) -> Result<Arc<Identity>, GateError> {
+    if app.cfg.userinfo_cache.is_zero() {
+        return fetch(state, app, req_headers, view).await.map(Arc::new);
+    }
+    app.identities
+        .try_get_with(*session, async { fetch(state, app, req_headers, view).await.map(Arc::new) })
+        .await
+        .map_err(|e| match &*e {
+            GateError::UpstreamTimeout => GateError::UpstreamTimeout,
+            other => GateError::IdentityUnusable(other.to_string()),
+        })
+}
+
+/// Forgets what is known about a session (its login state may have changed).
+pub async fn forget(app: &App, session: &[u8; 32]) {
+    app.identities.invalidate(session).await;
+}
+
+async fn fetch(state: &State, app: &App, req_headers: &http::HeaderMap, view: &ClientView) -> Result<Identity, GateError> {
+    let uri = Uri::builder()
+        .scheme(app.cfg.upstream.scheme.clone())
+        .authority(app.cfg.upstream.authority.clone())
+        .path_and_query(app.cfg.userinfo_path.clone())
+        .build()
+        .map_err(|e| GateError::Internal(e.to_string()))?;
+    let mut req = Request::get(uri).body(body::empty()).map_err(|e| GateError::Internal(e.to_string()))?;
+    let h = req.headers_mut();
+    for cookie in req_headers.get_all(COOKIE) {
+        h.append(COOKIE, cookie.clone());
+    }
+    if let Ok(host) = HeaderValue::from_str(&view.host) {
+        h.insert(HOST, host);
+    }
+    h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    h.insert(USER_AGENT, HeaderValue::from_static(concat!("otpgate/", env!("CARGO_PKG_VERSION"))));
+    headers::set_forwarded(h, view);
+
+    let res = tokio::time::timeout(state.settings.server.upstream_timeout, state.client.request(req))
+        .await
+        .map_err(|_| GateError::UpstreamTimeout)?
+        .map_err(GateError::UpstreamUnreachable)?;
+    let status = res.status();
+    if status.is_redirection() || status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+        return Ok(Identity::Anonymous);
+    }
+    if !status.is_success() {
+        return Err(GateError::IdentityUnusable(format!(
+            "{} answered HTTP {status}; it should answer 2xx JSON when logged in and 401/403 when not",
+            app.cfg.userinfo_path
+        )));
+    }
+    let bytes = Limited::new(res.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| GateError::IdentityUnusable(format!("reading the answer failed: {e}")))?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GateError::IdentityUnusable(format!("{} did not answer JSON: {e}", app.cfg.userinfo_path)))?;
+    let name = json
+        .pointer(&app.cfg.user_pointer)
+        .and_then(scalar)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            GateError::IdentityUnusable(format!("the answer has no user name at {:?} (user_pointer)", app.cfg.user_pointer))
+        })?;
+    let phone = app
+        .cfg
+        .phone_pointer
+        .as_ref()
+        .and_then(|p| json.pointer(p))
+        .and_then(scalar)
+        .filter(|p| !p.is_empty())
+        .or_else(|| app.cfg.users.get(&name).cloned());
+    Ok(Identity::User { name, phone })
+}
+
+/// A JSON string or number as text.
+fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,178 @@
+//! The server secret and the keys derived from it. One secret file; each use
+//! gets its own key by HMAC-SHA256 with a fixed label, so a value computed for
+//! one purpose can never be replayed as another.
+
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest secret accepted: 256 bits.
+const MIN_SECRET_LEN: usize = 32;
+/// Length of a newly created secret.
+const NEW_SECRET_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{path}: cannot read the secret file: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: cannot create the secret file: {source}")]
+    Create { path: String, source: std::io::Error },
+    #[error("{path}: the secret file is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    WorldReadable { path: String, mode: u32 },
+    #[error("{path}: the secret file holds {len} bytes, at least {MIN_SECRET_LEN} are needed; delete it to have a new one made")]
+    TooShort { path: String, len: usize },
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+}
+
+/// Reads the secret, or creates a fresh random one (mode 0600) if the file
+/// does not exist yet.
+pub fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o007 != 0 {
+                    return Err(SecretError::WorldReadable { path: shown, mode });
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = meta;
+            let bytes = std::fs::read(path).map_err(|source| SecretError::Read { path: shown.clone(), source })?;
+            if bytes.len() < MIN_SECRET_LEN {
+                return Err(SecretError::TooShort { path: shown, len: bytes.len() });
+            }
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = vec![0u8; NEW_SECRET_LEN];
+            OsRng.try_fill_bytes(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let create = |source| SecretError::Create { path: shown.clone(), source };
+            let mut file = options.open(path).map_err(create)?;
+            file.write_all(&bytes).map_err(create)?;
+            file.sync_all().map_err(create)?;
+            tracing::info!(path = %shown, "created a new server secret");
+            Ok(bytes)
+        }
+        Err(source) => Err(SecretError::Read { path: shown, source }),
+    }
+}
+
+/// A keyed hash (HMAC-SHA256) under one derived key.
+#[derive(Clone)]
+pub struct KeyedHash(HmacSha256);
+
+impl KeyedHash {
+    fn derive(secret: &[u8], label: &str) -> Self {
+        let sub = hmac_once(secret, &[label.as_bytes()]);
+        Self(HmacSha256::new_from_slice(&sub).expect("HMAC takes keys of any length"))
+    }
+
+    /// HMAC over the parts, each prefixed with its length so that
+    /// ("ab", "c") and ("a", "bc") never collide.
+    pub fn of(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+fn hmac_once(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Every key the gateway uses, derived once at start-up.
+#[derive(Clone)]
+pub struct Keys {
+    /// Encrypts the gateway's cookies (AES-256-GCM via the cookie crate's private jar).
+    pub cookie: cookie::Key,
+    /// Identifies an app session by its cookie value without keeping the value.
+    pub session: KeyedHash,
+    /// Hashes OTP codes at rest.
+    pub code: KeyedHash,
+    /// Makes CSRF tokens.
+    pub csrf: KeyedHash,
+    /// Identifies a phone number for rate limits without keeping the number.
+    pub phone: KeyedHash,
+    /// Identifies a pending code by app and user.
+    pub pending: KeyedHash,
+}
+
+impl Keys {
+    pub fn derive(secret: &[u8]) -> Self {
+        let cookie_master = {
+            let a = hmac_once(secret, &[b"otpgate cookie key 1"]);
+            let b = hmac_once(secret, &[b"otpgate cookie key 2"]);
+            [a, b].concat()
+        };
+        Self {
+            cookie: cookie::Key::derive_from(&cookie_master),
+            session: KeyedHash::derive(secret, "otpgate session"),
+            code: KeyedHash::derive(secret, "otpgate code"),
+            csrf: KeyedHash::derive(secret, "otpgate csrf"),
+            phone: KeyedHash::derive(secret, "otpgate phone"),
+            pending: KeyedHash::derive(secret, "otpgate pending"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_secret_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let first = load_or_create(&path).unwrap();
+        assert_eq!(first.len(), NEW_SECRET_LEN);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert_eq!(load_or_create(&path).unwrap(), first);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_or_short_secret_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, [7u8; 64]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(load_or_create(&path), Err(SecretError::WorldReadable { .. })));
+        std::fs::write(&path, [7u8; 8]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(load_or_create(&path), Err(SecretError::TooShort { .. })));
+    }
+
+    #[test]
+    fn keyed_hashes_differ_by_purpose_and_by_part_boundaries() {
+        let keys = Keys::derive(&[1u8; 64]);
+        assert_ne!(keys.code.of(&[b"x"]), keys.csrf.of(&[b"x"]));
+        assert_ne!(keys.code.of(&[b"ab", b"c"]), keys.code.of(&[b"a", b"bc"]));
+    }
+}

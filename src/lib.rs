@@ -1,0 +1,31 @@
+//! otpgate: a reverse proxy that adds an SMS second factor to a web app's
+//! own login. See ARCHITECTURE.md for the request's way through these
+//! modules.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod cookies;
+pub mod demo;
+pub mod error;
+pub mod factor;
+pub mod gate;
+pub mod headers;
+pub mod identity;
+pub mod keys;
+pub mod limits;
+pub mod otp;
+pub mod pages;
+pub mod phone;
+pub mod proxy;
+pub mod redirect;
+pub mod routes;
+pub mod send;
+pub mod server;
+pub mod sms;
+pub mod state;
+pub mod text;
+
+pub use server::Gateway;

@@ -1,0 +1,123 @@
+//! The gateway's own pages and assets: askama templates compiled into the
+//! binary, and the headers every gateway page carries.
+
+use askama::Template;
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use http::{Response, StatusCode};
+
+use crate::body::{Body, full};
+use crate::error::GateError;
+use crate::sms::SandboxMessage;
+use crate::text::Text;
+
+const CSS: &str = include_str!("../static/otpgate.css");
+const JS: &str = include_str!("../static/otpgate.js");
+
+/// CSP for gateway pages: only our own script and style, no framing
+/// (clickjacking), forms post only to us.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub struct Notice {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Notice {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self { kind: "ok", text: text.into() }
+    }
+    pub fn error(text: impl Into<String>) -> Self {
+        Self { kind: "error", text: text.into() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+pub struct VerifyPage<'a> {
+    pub t: &'a Text,
+    pub app: &'a str,
+    pub notice: Option<Notice>,
+    /// "Code sent to ***5678."
+    pub sent_to: Option<String>,
+    pub code_alive: bool,
+    pub invalid: bool,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub length: u32,
+    /// Seconds until a resend is allowed.
+    pub wait: u64,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub t: &'a Text,
+    pub app: Option<&'a str>,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub back: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "sandbox.html")]
+pub struct SandboxPage<'a> {
+    pub t: &'a Text,
+    pub messages: Vec<SandboxMessage>,
+}
+
+/// Renders a page with the gateway's security headers.
+pub fn html(status: StatusCode, page: &impl Template) -> Response<Body> {
+    match page.render() {
+        Ok(text) => with_headers(status, "text/html; charset=utf-8", text),
+        Err(e) => {
+            tracing::error!(error = %e, "page template failed to render");
+            with_headers(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", "internal error".into())
+        }
+    }
+}
+
+/// A gateway error as a page (for browsers) or as JSON (for everything else).
+pub fn error(t: &Text, err: &GateError, wants_html: bool) -> Response<Body> {
+    let status = err.status();
+    let message = err.public_message();
+    if wants_html {
+        html(status, &MessagePage { t, app: None, title: t.error_title, message: &message, back: "/" })
+    } else {
+        let body = serde_json::json!({ "error": err.code(), "message": message });
+        with_headers(status, "application/json", body.to_string())
+    }
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    with_headers(status, "application/json", value.to_string())
+}
+
+/// The static assets under `/.otpgate/static/`.
+pub fn asset(name: &str) -> Option<Response<Body>> {
+    let (kind, text) = match name {
+        "otpgate.css" => ("text/css; charset=utf-8", CSS),
+        "otpgate.js" => ("text/javascript; charset=utf-8", JS),
+        _ => return None,
+    };
+    let mut res = with_headers(StatusCode::OK, kind, text.to_string());
+    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    Some(res)
+}
+
+fn with_headers(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Codes and session-specific pages must never be cached by a shared cache or the browser.
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}

@@ -1,0 +1,110 @@
+//! Forwarding a request the gate has allowed: the upstream client, the
+//! request and response rewrites, streaming bodies both ways, and protocol
+//! upgrades (WebSocket) passed through as a byte tunnel.
+
+use std::time::Duration;
+
+use http::header::{HOST, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::body::{self, Body};
+use crate::error::GateError;
+use crate::headers::{self, ClientView, X_OTPGATE_USER};
+use crate::state::App;
+
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+/// One pooled keep-alive client for every upstream.
+pub fn client(connect_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(512)
+        .build(connector)
+}
+
+/// Sends the request to the app and returns its response, with `user` in
+/// `X-Otpgate-User` when the second factor is proven.
+pub async fn forward(
+    client: &UpstreamClient,
+    timeout: Duration,
+    app: &App,
+    view: &ClientView,
+    mut req: Request<Incoming>,
+    user: Option<&str>,
+) -> Result<Response<Body>, GateError> {
+    let upgrade = headers::upgrade_request(&req);
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+    let (mut parts, incoming) = req.into_parts();
+    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(app.cfg.upstream.scheme.clone())
+        .authority(app.cfg.upstream.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| GateError::BadRequest("the request target is not a valid path"))?;
+    // HTTP/2 carries the host in :authority; the HTTP/1.1 upstream needs Host.
+    if !parts.headers.contains_key(HOST) {
+        if let Ok(host) = HeaderValue::from_str(&view.host) {
+            parts.headers.insert(HOST, host);
+        }
+    }
+    parts.version = Version::HTTP_11;
+    let h = &mut parts.headers;
+    headers::remove_hop_by_hop(h);
+    if let Some(proto) = &upgrade {
+        h.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(http::header::UPGRADE, proto.clone());
+    }
+    headers::set_forwarded(h, view);
+    if let Some(user) = user {
+        let v = HeaderValue::from_str(user)
+            .map_err(|_| GateError::IdentityUnusable("the user name cannot be sent in a header".into()))?;
+        h.insert(X_OTPGATE_USER, v);
+    }
+
+    let upstream_req = Request::from_parts(parts, body::stream(incoming));
+    let mut res = tokio::time::timeout(timeout, client.request(upstream_req))
+        .await
+        .map_err(|_| GateError::UpstreamTimeout)?
+        .map_err(GateError::UpstreamUnreachable)?;
+
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut res);
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            let (parts, _) = res.into_parts();
+            return Ok(Response::from_parts(parts, body::empty()));
+        }
+        return Err(GateError::BadUpstream("it switched protocols without being asked".into()));
+    }
+    headers::remove_hop_by_hop(res.headers_mut());
+    headers::remove_otpgate_headers(res.headers_mut());
+    Ok(res.map(body::stream))
+}
+
+/// Copies bytes both ways between the upgraded client and upstream
+/// connections until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "upgraded connection ended");
+    }
+}

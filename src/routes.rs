@@ -1,0 +1,348 @@
+//! The gateway's own endpoints under `/.otpgate/`: the code page, code
+//! checks, resends, assets, the sandbox inbox and a health check.
+
+use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
+
+use crate::body::{Body, empty, full};
+use crate::error::GateError;
+use crate::gate::{proven_user, session_id};
+use crate::headers::ClientView;
+use crate::identity::{self, Identity};
+use crate::limits::Window;
+use crate::otp::{self, Status, Verdict};
+use crate::pages::{self, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::send::{self, Outcome};
+use crate::state::{App, State};
+use crate::{cookies, factor, phone, redirect};
+
+pub const PREFIX: &str = "/.otpgate/";
+/// Largest form body accepted by the gateway's endpoints.
+const MAX_FORM: usize = 8 * 1024;
+
+/// The code page's address, coming back to `target` afterwards.
+pub fn verify_url(target: &str) -> String {
+    let rd: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    format!("{PREFIX}verify?rd={rd}")
+}
+
+pub async fn serve(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+    let path = &req.uri().path()[PREFIX.len()..];
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
+    match path {
+        "verify" if read_only => code_page(state, app, view, &req).await,
+        "verify" if req.method() == Method::POST => check_code(state, app, view, req).await,
+        "resend" if req.method() == Method::POST => resend(state, app, view, req).await,
+        "verify" | "resend" => Err(GateError::MethodNotAllowed),
+        "health" if read_only => Ok(plain("ok\n")),
+        "sandbox" if read_only => match state.provider.sandbox() {
+            Some(sandbox) => Ok(pages::html(StatusCode::OK, &SandboxPage { t: state.text, messages: sandbox.messages() })),
+            None => Err(GateError::NotFound),
+        },
+        _ if read_only && path.starts_with("static/") => pages::asset(&path["static/".len()..]).ok_or(GateError::NotFound),
+        _ => Err(GateError::NotFound),
+    }
+}
+
+/// Who is at the code page.
+enum Visitor {
+    /// No app session, or the app says not logged in: back to the app.
+    NotLoggedIn,
+    /// Already proven: back to where they were going.
+    Proven,
+    User(User),
+}
+
+struct User {
+    session: [u8; 32],
+    name: String,
+    phone: Option<String>,
+    /// Identifies this app's and user's pending code.
+    pending: [u8; 32],
+}
+
+async fn visitor<B>(state: &State, app: &App, view: &ClientView, req: &Request<B>) -> Result<Visitor, GateError> {
+    let Some(session) = session_id(state, app, req) else { return Ok(Visitor::NotLoggedIn) };
+    if proven_user(state, app, req, &session).is_some() {
+        return Ok(Visitor::Proven);
+    }
+    match &*identity::lookup(state, app, req.headers(), view, &session).await? {
+        Identity::Anonymous => Ok(Visitor::NotLoggedIn),
+        Identity::User { name, phone } => {
+            let pending = state.keys.pending.of(&[&(app.index as u64).to_be_bytes(), name.as_bytes()]);
+            Ok(Visitor::User(User { session, name: name.clone(), phone: phone.clone(), pending }))
+        }
+    }
+}
+
+/// The page state shared by every answer that shows the code form.
+struct PageCtx<'a> {
+    state: &'a State,
+    app: &'a App,
+    csrf: String,
+    rd: &'a str,
+    masked: String,
+    number_id: [u8; 32],
+    /// The pending code's key (app and user).
+    key: [u8; 32],
+}
+
+impl PageCtx<'_> {
+    fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
+        let code_alive = self.state.otp.status(&self.key) == Status::Alive;
+        let wait = self.state.limiter.cooldown_left(&self.number_id);
+        let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let page = VerifyPage {
+            t: self.state.text,
+            app: &self.app.cfg.name,
+            notice,
+            sent_to: Some(self.state.text.sent_to(&self.masked, false)),
+            code_alive,
+            invalid,
+            csrf: &self.csrf,
+            rd: self.rd,
+            length: self.state.otp.length(),
+            wait,
+        };
+        pages::html(status, &page)
+    }
+}
+
+async fn code_page(state: &State, app: &App, view: &ClientView, req: &Request<Incoming>) -> Result<Response<Body>, GateError> {
+    let query = req.uri().query().unwrap_or("");
+    let rd_raw = query_param(query, "rd").unwrap_or_default();
+    let rd = redirect::sanitize(&rd_raw);
+    let user = match visitor(state, app, view, req).await? {
+        Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(rd)),
+        Visitor::User(u) => u,
+    };
+    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let page = page_ctx(state, app, rd, &user, number);
+    let again = query_param(query, "m").as_deref() == Some("resent");
+    if state.otp.status(&user.pending) == Status::Alive {
+        let notice = again.then(|| Notice::ok(state.text.sent_to(&page.masked, true)));
+        return Ok(page.render(StatusCode::OK, notice, false));
+    }
+    // Arriving with no live code sends one; a reload finds it alive and does not.
+    let outcome = send::code(state, app, view, &user.name, &user.pending, number, send::Mode::IfNone).await;
+    Ok(after_send(&page, outcome, view))
+}
+
+async fn resend(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+    let (req, form) = read_form(req).await?;
+    let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
+    let user = match visitor(state, app, view, &req).await? {
+        Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(&rd)),
+        Visitor::User(u) => u,
+    };
+    check_csrf(state, app, view, &req, &user, &form)?;
+    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let page = page_ctx(state, app, &rd, &user, number);
+    // While the code is alive the same code goes out again, so a late SMS still works.
+    let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
+        .and_then(|v| otp::unseal(&state.keys, v))
+        .filter(|code| state.otp.is_alive_code(&user.pending, code));
+    let mode = match same {
+        Some(code) => send::Mode::Same(code),
+        None => send::Mode::New,
+    };
+    let outcome = send::code(state, app, view, &user.name, &user.pending, number, mode).await;
+    if let Outcome::Sent(code) = &outcome {
+        let mut res = see_other(&format!("{}&m=resent", verify_url(&rd)));
+        set_cookie(&mut res, &otp::seal(&state.keys, code, state.settings.otp.ttl, view.https));
+        return Ok(res);
+    }
+    Ok(after_send(&page, outcome, view))
+}
+
+async fn check_code(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+    let (req, form) = read_form(req).await?;
+    let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
+    let user = match visitor(state, app, view, &req).await? {
+        Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(&rd)),
+        Visitor::User(u) => u,
+    };
+    check_csrf(state, app, view, &req, &user, &form)?;
+    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let page = page_ctx(state, app, &rd, &user, number);
+    let t = state.text;
+    let submitted = form.get("code").map_or("", String::as_str);
+    let verdict = state.otp.verify(&user.pending, submitted);
+    let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
+    Ok(match verdict {
+        Verdict::Correct => {
+            event("otp.verified");
+            let lifetime = state.settings.server.second_factor_lifetime;
+            let mut res = see_other(&rd);
+            set_cookie(&mut res, &factor::issue(&state.keys, app.index, &user.name, &user.session, lifetime, view.https));
+            set_cookie(&mut res, &removal_on_prefix(view.https));
+            res
+        }
+        Verdict::Wrong { attempts_left } => {
+            event("otp.failed");
+            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.wrong_code(attempts_left))), true)
+        }
+        Verdict::Locked => {
+            event("otp.locked");
+            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.locked)), true)
+        }
+        Verdict::NoCode => page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.expired)), false),
+        Verdict::Malformed => {
+            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.malformed_code(state.otp.length()))), true)
+        }
+    })
+}
+
+fn page_ctx<'a>(state: &'a State, app: &'a App, rd: &'a str, user: &User, number: &str) -> PageCtx<'a> {
+    PageCtx {
+        state,
+        app,
+        csrf: csrf_token(state, app, &user.session),
+        rd,
+        masked: phone::mask(number),
+        number_id: state.keys.phone.of(&[number.as_bytes()]),
+        key: user.pending,
+    }
+}
+
+fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Response<Body> {
+    let t = page.state.text;
+    match outcome {
+        Outcome::Sent(code) => {
+            let mut res = page.render(StatusCode::OK, None, false);
+            set_cookie(&mut res, &otp::seal(&page.state.keys, &code, page.state.settings.otp.ttl, view.https));
+            res
+        }
+        Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
+        Outcome::Limited(l) => {
+            let template = match l.window {
+                Window::Cooldown => t.wait_cooldown,
+                Window::Hour => t.wait_hour,
+                Window::Day => t.wait_day,
+            };
+            let mut res = page.render(StatusCode::TOO_MANY_REQUESTS, Some(Notice::error(t.wait(template, l.wait))), false);
+            let secs = l.wait.as_secs() + u64::from(l.wait.subsec_nanos() > 0);
+            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+        Outcome::Failed => page.render(StatusCode::SERVICE_UNAVAILABLE, Some(Notice::error(t.send_failed)), false),
+    }
+}
+
+/// The user's number if it is usable; logs why not otherwise.
+fn usable_number<'a>(state: &State, app: &App, view: &ClientView, user: &'a User) -> Option<&'a str> {
+    let _ = state;
+    match user.phone.as_deref() {
+        Some(n) if phone::is_e164(n) => Some(n),
+        found => {
+            let why = if found.is_some() { "is not in E.164 form (+ country code and number)" } else { "is missing" };
+            tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
+            None
+        }
+    }
+}
+
+fn no_phone(state: &State, app: &App) -> Response<Body> {
+    let t = state.text;
+    let page = MessagePage { t, app: Some(&app.cfg.name), title: t.title, message: t.no_phone, back: "/" };
+    pages::html(StatusCode::CONFLICT, &page)
+}
+
+/// A token bound to the app session (a synchronizer token without server
+/// state: only a page of this session can know it).
+fn csrf_token(state: &State, app: &App, session: &[u8; 32]) -> String {
+    use base64::Engine;
+    let mac = state.keys.csrf.of(&[&(app.index as u64).to_be_bytes(), session]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
+}
+
+/// Refuses cross-site form posts: the token must match, and where the
+/// browser says where the form came from (`Sec-Fetch-Site`, `Origin`) it
+/// must be this site.
+fn check_csrf<B>(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: &Request<B>,
+    user: &User,
+    form: &std::collections::HashMap<String, String>,
+) -> Result<(), GateError> {
+    let h = req.headers();
+    if h.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+        return Err(GateError::Csrf);
+    }
+    if let Some(origin) = h.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if !origin_host.eq_ignore_ascii_case(&view.host) {
+            return Err(GateError::Csrf);
+        }
+    }
+    let expected = csrf_token(state, app, &user.session);
+    let given = form.get("csrf").map_or("", String::as_str);
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) { Ok(()) } else { Err(GateError::Csrf) }
+}
+
+/// Reads a small urlencoded form; the request comes back without its body.
+async fn read_form(
+    req: Request<Incoming>,
+) -> Result<(Request<()>, std::collections::HashMap<String, String>), GateError> {
+    let (parts, body) = req.into_parts();
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(GateError::BadRequest("this endpoint takes a form (application/x-www-form-urlencoded)"));
+    }
+    let bytes = Limited::new(body, MAX_FORM)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                GateError::PayloadTooLarge
+            } else {
+                GateError::BadRequest("the form could not be read")
+            }
+        })?
+        .to_bytes();
+    let form = form_urlencoded::parse(&bytes).into_owned().collect();
+    Ok((Request::from_parts(parts, ()), form))
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn see_other(location: &str) -> Response<Body> {
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(LOCATION, v);
+    }
+    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn set_cookie(res: &mut Response<Body>, cookie: &cookie::Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// Deletes the sealed pending code once it has served its purpose.
+fn removal_on_prefix(secure: bool) -> cookie::Cookie<'static> {
+    let mut c = factor::removal(otp::PENDING_COOKIE, secure);
+    c.set_path(PREFIX);
+    c
+}
+
+fn plain(text: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(text));
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

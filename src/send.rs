@@ -1,0 +1,96 @@
+//! Sending a code: the rate limits, the code store and the provider, in
+//! the one order that keeps them consistent (reserve a slot, issue, send;
+//! on failure give both back), and the OTP event log lines.
+
+use crate::headers::ClientView;
+use crate::limits::Limited;
+use crate::otp::Code;
+use crate::phone;
+use crate::sms::{self, OutgoingSms};
+use crate::state::{App, State};
+
+pub enum Mode {
+    /// Send a code only if none is alive (arriving at the page).
+    IfNone,
+    /// Send this live code again.
+    Same(Code),
+    /// Replace whatever there was with a new code.
+    New,
+}
+
+pub enum Outcome {
+    Sent(Code),
+    AlreadyAlive,
+    Limited(Limited),
+    Failed,
+}
+
+pub async fn code(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    user: &str,
+    pending: &[u8; 32],
+    number: &str,
+    mode: Mode,
+) -> Outcome {
+    let masked = phone::mask(number);
+    let number_id = state.keys.phone.of(&[number.as_bytes()]);
+    let reservation = match state.limiter.reserve(&number_id) {
+        Ok(r) => r,
+        Err(limited) => {
+            tracing::info!(
+                event = "rate_limited", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+                window = ?limited.window, wait_s = limited.wait.as_secs(), "send refused by rate limit"
+            );
+            return Outcome::Limited(limited);
+        }
+    };
+    let (code, again) = match mode {
+        Mode::Same(code) => (code, true),
+        Mode::New => (state.otp.issue_new(pending), false),
+        Mode::IfNone => match state.otp.issue_if_none(pending) {
+            Some(code) => (code, false),
+            None => {
+                state.limiter.release(&number_id, reservation);
+                return Outcome::AlreadyAlive;
+            }
+        },
+    };
+    let o = &state.settings.otp;
+    let host = view.hostname();
+    let origin = o.origin_bound.then_some(host.as_str());
+    let body = sms::render_body(&o.message, &app.cfg.name, code.as_str(), o.ttl, origin);
+    let sms = OutgoingSms { to: number.to_string(), from: state.settings.sms.from.clone(), body };
+    match state.provider.send(&sms).await {
+        Ok(receipt) => {
+            if let Some(id) = &receipt.message_id {
+                state.otp.record_message_id(pending, &code, id);
+            }
+            tracing::info!(
+                event = if again { "otp.resent" } else { "otp.sent" }, app = %app.cfg.name, user, phone = %masked,
+                client_ip = %view.ip, provider = state.provider.name(), message_id = receipt.message_id.as_deref().unwrap_or("-"),
+                "code sent"
+            );
+            Outcome::Sent(code)
+        }
+        Err(e) => {
+            // A resent code stays alive (the first message may still arrive);
+            // a new one that never left is dropped.
+            if !again {
+                state.otp.abandon(pending, &code);
+            }
+            state.limiter.release(&number_id, reservation);
+            tracing::error!(
+                event = "otp.send_error", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+                provider = state.provider.name(), error = %e, "code could not be sent"
+            );
+            Outcome::Failed
+        }
+    }
+}
+
+/// One log line per verification event; never the code, never the number.
+pub fn log_event(event: &'static str, app: &App, user: &str, masked: &str, view: &ClientView) {
+    tracing::info!(event, app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip, "code checked");
+}

@@ -1,0 +1,177 @@
+//! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1
+//! and HTTP/2 with upgrades through one `auto::Builder`, and shuts down
+//! gracefully with a bounded wait.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use crate::config::{Settings, TlsFiles};
+use crate::gate::{self, Conn};
+use crate::keys::{self, SecretError};
+use crate::state::State;
+
+/// Largest request head (request line and headers) read over HTTP/1.1;
+/// beyond it hyper answers 431 (RFC 6585 §5).
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+/// Time a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot build the SMS provider's HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+pub struct Gateway {
+    state: Arc<State>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Gateway {
+    /// Loads the secret and TLS files and binds the listener: everything
+    /// that can fail at start-up fails here, before serving.
+    pub async fn bind(settings: Settings) -> Result<Self, StartError> {
+        let secret = keys::load_or_create(&settings.server.secret_file)?;
+        let tls = settings.server.tls.as_ref().map(tls_acceptor).transpose()?;
+        let addr = settings.server.listen;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let state = Arc::new(State::new(settings, &secret)?);
+        if state.provider.sandbox().is_some() {
+            for line in [
+                "SMS PROVIDER IS THE SANDBOX: no message leaves this machine,",
+                "and every code is shown to anyone at /.otpgate/sandbox.",
+                "Use it for demos and development only, never in production.",
+            ] {
+                tracing::warn!("{line}");
+            }
+        }
+        Ok(Self { state, listener, tls })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives
+    /// in-flight requests up to `shutdown_grace` to finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let addr = self.local_addr();
+        let Gateway { state, listener, tls } = self;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.settings.server.header_read_timeout)
+            .max_buf_size(MAX_HEAD)
+            .max_headers(MAX_HEADERS);
+        builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD as u32);
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        let tls = tls.map(Arc::new);
+        tokio::pin!(shutdown);
+        tracing::info!(%addr, tls = tls.is_some(), "otpgate listening");
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let watcher = graceful.watcher();
+                        let (state, builder, tls) = (state.clone(), builder.clone(), tls.clone());
+                        tokio::spawn(async move {
+                            serve_connection(state, builder, tls, stream, peer, watcher).await;
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving what we have.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        let grace = state.settings.server.shutdown_grace;
+        tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+        }
+    }
+}
+
+async fn serve_connection(
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<Arc<TlsAcceptor>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = Conn { peer, tls: tls.is_some() };
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(gate::handle(state, conn, req).await) }
+    });
+    let result = match tls {
+        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+        Some(acceptor) => {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| StartError::Tls(format!("{}: cannot read certificates: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!("{}: no certificate found", files.cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| StartError::Tls(format!("{}: cannot read the private key: {e}", files.key.display())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(format!("certificate and key do not fit together: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,93 @@
+//! Everything the gateway shares between requests, built once from the
+//! validated settings and held behind one `Arc`.
+
+use crate::config::{AppSettings, HostMatch, Settings};
+use crate::identity::{self, Cache};
+use crate::keys::Keys;
+use crate::limits::SendLimiter;
+use crate::otp::OtpStore;
+use crate::proxy::{self, UpstreamClient};
+use crate::sms::Provider;
+use crate::text::{EN, Text};
+
+/// One protected application and its per-session identity cache.
+pub struct App {
+    pub index: usize,
+    pub cfg: AppSettings,
+    pub identities: Cache,
+}
+
+impl App {
+    /// Whether the path is one of the app's `bypass` prefixes. A path with
+    /// dot-segments or encoded separators never bypasses: the app might
+    /// normalise "/static/../admin" into a protected path.
+    pub fn bypasses(&self, path: &str) -> bool {
+        self.cfg.bypass.iter().any(|prefix| path.starts_with(prefix.as_str())) && !is_ambiguous_path(path)
+    }
+}
+
+fn is_ambiguous_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.contains('\\')
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+pub struct State {
+    pub settings: Settings,
+    pub keys: Keys,
+    pub apps: Vec<App>,
+    pub client: UpstreamClient,
+    pub otp: OtpStore,
+    pub limiter: SendLimiter,
+    pub provider: Provider,
+    pub text: &'static Text,
+}
+
+impl State {
+    pub fn new(settings: Settings, secret: &[u8]) -> Result<Self, reqwest::Error> {
+        let keys = Keys::derive(secret);
+        let apps = settings
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(index, cfg)| App { index, cfg: cfg.clone(), identities: identity::new_cache(cfg.userinfo_cache) })
+            .collect();
+        let o = &settings.otp;
+        Ok(Self {
+            otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
+            limiter: SendLimiter::new(settings.limits.clone()),
+            provider: Provider::from_settings(&settings.sms)?,
+            client: proxy::client(settings.server.connect_timeout),
+            keys,
+            apps,
+            settings,
+            text: &EN,
+        })
+    }
+
+    /// The app for a host name (lower-case, no port): an exact match first,
+    /// then the catch-all `*`.
+    pub fn app_for(&self, hostname: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .find(|a| matches!(&a.cfg.host, HostMatch::Exact(h) if h == hostname))
+            .or_else(|| self.apps.iter().find(|a| a.cfg.host == HostMatch::Any))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ambiguous_path;
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_ambiguous() {
+        for p in ["/static/../admin", "/static/%2e%2e/admin", "/static/..%2Fadmin", "/static\\..\\admin", "/static/./x"] {
+            assert!(is_ambiguous_path(p), "{p}");
+        }
+        assert!(!is_ambiguous_path("/static/app.css"));
+        assert!(!is_ambiguous_path("/static/v1.2/app..min.css"));
+    }
+}

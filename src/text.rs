@@ -1,0 +1,120 @@
+//! Every string a user sees, in one place, so that a translation is one
+//! more value of [`Text`].
+
+use std::time::Duration;
+
+pub struct Text {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub heading: &'static str,
+    pub intro: &'static str,
+    pub code_label: &'static str,
+    pub verify_button: &'static str,
+    pub resend_button: &'static str,
+    pub resend_in_before: &'static str,
+    pub resend_in_after: &'static str,
+    pub resend_ready: &'static str,
+    pub code_sent: &'static str,
+    pub code_resent: &'static str,
+    pub send_failed: &'static str,
+    pub expired: &'static str,
+    pub locked: &'static str,
+    pub no_phone: &'static str,
+    pub malformed_code_before: &'static str,
+    pub malformed_code_after: &'static str,
+    pub wrong_code_one: &'static str,
+    pub wrong_code_many: &'static str,
+    pub wait_cooldown: &'static str,
+    pub wait_hour: &'static str,
+    pub wait_day: &'static str,
+    pub error_title: &'static str,
+    pub back: &'static str,
+    pub sandbox_title: &'static str,
+    pub sandbox_intro: &'static str,
+    pub sandbox_empty: &'static str,
+}
+
+pub const EN: Text = Text {
+    lang: "en",
+    title: "Confirm it's you",
+    heading: "Confirm it's you",
+    intro: "Enter the code we sent by text message.",
+    code_label: "Verification code",
+    verify_button: "Verify",
+    resend_button: "Send a new code",
+    resend_in_before: "You can ask for a new code in",
+    resend_in_after: "seconds.",
+    resend_ready: "Didn't get it? You can ask for a new code now.",
+    code_sent: "Code sent to {number}.",
+    code_resent: "We sent the code again to {number}.",
+    send_failed: "We could not send the code just now. Please try again.",
+    expired: "Your code has expired. Ask for a new one.",
+    locked: "Too many wrong codes. That code no longer works; ask for a new one.",
+    no_phone: "Your phone number on file is not usable for verification codes. Please contact your administrator.",
+    malformed_code_before: "Enter the",
+    malformed_code_after: "digit code from the text message.",
+    wrong_code_one: "Invalid code, 1 attempt left.",
+    wrong_code_many: "Invalid code, {n} attempts left.",
+    wait_cooldown: "Please wait {wait} before asking for another code.",
+    wait_hour: "You have asked for many codes in the last hour. Please try again in {wait}.",
+    wait_day: "You have reached today's limit of codes. Please try again in {wait}.",
+    error_title: "Something went wrong",
+    back: "Back",
+    sandbox_title: "otpgate sandbox: messages",
+    sandbox_intro: "The sandbox provider sends nothing. These are the messages it would have sent, newest first. Never use it in production.",
+    sandbox_empty: "No messages yet.",
+};
+
+impl Text {
+    pub fn wrong_code(&self, left: u32) -> String {
+        if left == 1 {
+            self.wrong_code_one.to_string()
+        } else {
+            self.wrong_code_many.replace("{n}", &left.to_string())
+        }
+    }
+
+    pub fn malformed_code(&self, length: u32) -> String {
+        format!("{} {length}-{}", self.malformed_code_before, self.malformed_code_after)
+    }
+
+    pub fn sent_to(&self, masked: &str, again: bool) -> String {
+        let t = if again { self.code_resent } else { self.code_sent };
+        t.replace("{number}", masked)
+    }
+
+    pub fn wait(&self, template: &str, wait: Duration) -> String {
+        template.replace("{wait}", &human_wait(wait))
+    }
+}
+
+/// "45 seconds", "3 minutes", "2 hours": rounded up, so the user never
+/// comes back too early.
+pub fn human_wait(d: Duration) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let (n, unit) = match secs {
+        0..=90 => (secs.max(1), "second"),
+        91..=5400 => (secs.div_ceil(60), "minute"),
+        _ => (secs.div_ceil(3600), "hour"),
+    };
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_rounded_up_and_pluralised() {
+        assert_eq!(human_wait(Duration::from_millis(200)), "1 second");
+        assert_eq!(human_wait(Duration::from_secs(59)), "59 seconds");
+        assert_eq!(human_wait(Duration::from_secs(61 * 60)), "61 minutes");
+        assert_eq!(human_wait(Duration::from_secs(3 * 3600 + 1)), "4 hours");
+    }
+
+    #[test]
+    fn attempts_left_reads_naturally() {
+        assert_eq!(EN.wrong_code(1), "Invalid code, 1 attempt left.");
+        assert_eq!(EN.wrong_code(4), "Invalid code, 4 attempts left.");
+    }
+}
