@@ -1,0 +1,465 @@
+//! Test fixtures: a fake legacy app and a fake DIDfarm API, both real HTTP
+//! servers on loopback, and a gateway started in-process in front of them.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub type TestBody = BoxBody<Bytes, std::io::Error>;
+
+fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<TestBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// What the fake app saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, Vec<String>>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.first()).map(String::as_str)
+    }
+}
+
+/// The "legacy app": sessions by cookie `sessionid`, a who-am-I at
+/// `/api/me`, and endpoints to probe the proxy with.
+#[derive(Clone, Default)]
+pub struct FakeApp {
+    pub addr: Option<SocketAddr>,
+    /// session token → (user, phone)
+    pub sessions: Arc<Mutex<HashMap<String, (String, Option<String>)>>>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub me_calls: Arc<AtomicU64>,
+    /// Extra Set-Cookie headers to send on every response.
+    pub set_cookies: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeApp {
+    pub async fn start() -> Self {
+        let mut app = FakeApp::default();
+        let handler_app = app.clone();
+        let addr = serve(move |req| {
+            let app = handler_app.clone();
+            async move { app.handle(req).await }
+        })
+        .await;
+        app.addr = Some(addr);
+        app
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr.unwrap())
+    }
+
+    /// Logs `user` in and returns the session cookie value.
+    pub fn login(&self, user: &str, phone: Option<&str>) -> String {
+        let token = format!("sess-{user}-{}", rand_suffix());
+        self.sessions.lock().unwrap().insert(token.clone(), (user.into(), phone.map(Into::into)));
+        token
+    }
+
+    pub fn logout(&self, token: &str) {
+        self.sessions.lock().unwrap().remove(token);
+    }
+
+    /// Requests that reached the app, excluding who-am-I calls.
+    pub fn hits(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().iter().filter(|s| s.path != "/api/me").cloned().collect()
+    }
+
+    pub fn hits_on(&self, path: &str) -> usize {
+        self.hits().iter().filter(|s| s.path == path).count()
+    }
+
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<TestBody> {
+        let mut headers: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in req.headers() {
+            headers.entry(k.as_str().to_string()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into());
+        }
+        let path = req.uri().path().to_string();
+        self.seen.lock().unwrap().push(Seen { method: req.method().to_string(), path: path.clone(), headers: headers.clone() });
+        let session = headers
+            .get("cookie")
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c.split(';'))
+            .filter_map(|p| p.trim().strip_prefix("sessionid="))
+            .map(str::to_string)
+            .next();
+        let who = session.as_ref().and_then(|s| self.sessions.lock().unwrap().get(s).cloned());
+        let mut res = match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/api/me") => {
+                self.me_calls.fetch_add(1, Ordering::SeqCst);
+                match who {
+                    Some((user, phone)) => json(200, serde_json::json!({ "username": user, "phone": phone })),
+                    None => json(401, serde_json::json!({ "error": "login required" })),
+                }
+            }
+            (Method::POST, "/logout") => {
+                if let Some(s) = &session {
+                    self.logout(s);
+                }
+                let mut r = text(200, "bye");
+                r.headers_mut().append("set-cookie", "sessionid=; Path=/; Max-Age=0".parse().unwrap());
+                r
+            }
+            (_, "/echo") => {
+                let body = req.body_mut().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                json(200, serde_json::json!({ "method": req.method().as_str(), "headers": headers, "body_len": body.len() }))
+            }
+            (Method::POST, "/upload") => {
+                // Counts the body as it streams in, never holding it whole.
+                let mut total = 0u64;
+                let mut body = req.into_body();
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => total += f.data_ref().map_or(0, |d| d.len() as u64),
+                        Err(_) => return text(400, "body error"),
+                    }
+                }
+                text(200, &total.to_string())
+            }
+            (Method::GET, "/big") => {
+                let n: usize = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|n| n.parse().ok()).unwrap_or(1 << 20);
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                let chunks = n / chunk.len();
+                let stream = futures_util::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))));
+                Response::new(StreamBody::new(stream).boxed())
+            }
+            (Method::GET, "/slow") => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                text(200, "slow")
+            }
+            (Method::GET, "/ws") => return websocket_echo(req),
+            _ => text(200, &format!("app page {path}")),
+        };
+        for c in self.set_cookies.lock().unwrap().iter() {
+            res.headers_mut().append("set-cookie", c.parse().unwrap());
+        }
+        res
+    }
+}
+
+/// Accepts a WebSocket upgrade and echoes every message.
+fn websocket_echo(mut req: Request<Incoming>) -> Response<TestBody> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else { return text(400, "not a websocket request") };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use futures_util::{SinkExt, StreamExt};
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                if ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(full(""))
+        .unwrap()
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response<TestBody> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn text(status: u16, t: &str) -> Response<TestBody> {
+    let mut r = Response::new(full(t.to_string()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::SeqCst) * 7919 + std::process::id() as u64
+}
+
+/// How the fake DIDfarm answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderMode {
+    Accept,
+    Fail(u16),
+    Hang,
+}
+
+/// One message the fake DIDfarm received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub authorization: Option<String>,
+    pub test_header: Option<String>,
+    pub json: serde_json::Value,
+}
+
+impl Received {
+    pub fn body(&self) -> &str {
+        self.json["body"].as_str().unwrap_or("")
+    }
+
+    /// The code in the message: the digits after the last '#'.
+    pub fn code(&self) -> String {
+        self.body().rsplit('#').next().unwrap_or("").trim().to_string()
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeDidfarm {
+    pub addr: SocketAddr,
+    pub mode: Arc<Mutex<ProviderMode>>,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeDidfarm {
+    pub async fn start() -> Self {
+        let mode = Arc::new(Mutex::new(ProviderMode::Accept));
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (m, r) = (mode.clone(), received.clone());
+        let addr = serve(move |req: Request<Incoming>| {
+            let (mode, received) = (m.clone(), r.clone());
+            async move {
+                if req.uri().path() != "/api/v1/sms/messages" || req.method() != Method::POST {
+                    return text(404, "no such endpoint");
+                }
+                let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (authorization, test_header) = (h("authorization"), h("x-didfarm-test"));
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let current = *mode.lock().unwrap();
+                match current {
+                    ProviderMode::Hang => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        text(500, "too late")
+                    }
+                    ProviderMode::Fail(status) => json_status(status, serde_json::json!({"error": {"message": "simulated failure"}})),
+                    ProviderMode::Accept => {
+                        let id = {
+                            let mut list = received.lock().unwrap();
+                            list.push(Received { authorization, test_header, json: json.clone() });
+                            format!("msg_{}", list.len())
+                        };
+                        json_status(200, serde_json::json!({"data": {"message_id": id, "to": json["to"], "status": "queued", "segments": 1}}))
+                    }
+                }
+            }
+        })
+        .await;
+        Self { addr, mode, received }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: ProviderMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Received {
+        self.received.lock().unwrap().last().cloned().expect("a message was sent")
+    }
+}
+
+fn json_status(status: u16, v: serde_json::Value) -> Response<TestBody> {
+    json(status, v)
+}
+
+/// A running gateway with its fakes.
+pub struct Env {
+    pub app: FakeApp,
+    pub sms: FakeDidfarm,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The configuration tests start from; `extra` is appended and may
+/// override tables by redefining keys in new tables (`[otp]` etc. are left
+/// out here so tests can add them).
+pub fn config_text(app: &str, sms: &str, dir: &std::path::Path, tables: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+secret_file = "{secret}"
+upstream_timeout = "2s"
+connect_timeout = "1s"
+shutdown_grace = "1s"
+
+[sms]
+provider = "didfarm"
+from = "+31201234567"
+timeout = "1s"
+
+[sms.didfarm]
+base_url = "{sms}"
+api_key = "test-key"
+test_mode = true
+
+[[apps]]
+name = "Test CRM"
+host = "*"
+upstream = "{app}"
+session_cookie = "sessionid"
+userinfo_path = "/api/me"
+user_pointer = "/username"
+phone_pointer = "/phone"
+bypass = ["/static/", "/login"]
+{tables}
+"#,
+        secret = dir.join("otpgate.key").display()
+    )
+}
+
+impl Env {
+    pub async fn start() -> Self {
+        Self::with("").await
+    }
+
+    /// Starts with extra top-level TOML tables (`[otp]`, `[limits]`, ...).
+    pub async fn with(tables: &str) -> Self {
+        let app = FakeApp::start().await;
+        let sms = FakeDidfarm::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(&app.url(), &sms.url(), dir.path(), "");
+        let text = format!("{tables}\n{text}");
+        let settings = otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
+        let gw = otpgate::Gateway::bind(settings).await.expect("gateway binds");
+        let addr = gw.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(gw.serve(async move {
+            let _ = rx.await;
+        }));
+        Env { app, sms, addr, dir, shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser: keeps cookies, does not follow redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A browser already logged in to the app as `user` (phone +31612345678).
+    pub fn logged_in(&self, user: &str) -> (reqwest::Client, String) {
+        self.logged_in_with_phone(user, Some("+31612345678"))
+    }
+
+    pub fn logged_in_with_phone(&self, user: &str, phone: Option<&str>) -> (reqwest::Client, String) {
+        let token = self.app.login(user, phone);
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        jar.add_cookie_str(&format!("sessionid={token}; Path=/"), &self.url("/").parse().unwrap());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        (client, token)
+    }
+}
+
+/// Browser-like GET of a page.
+pub async fn navigate(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).header("accept", "text/html").header("sec-fetch-mode", "navigate").send().await.unwrap()
+}
+
+/// The CSRF token in a code page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("the page has a CSRF field") + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// Opens the code page (which sends a code) and returns its CSRF token.
+pub async fn open_code_page(env: &Env, client: &reqwest::Client) -> String {
+    let res = navigate(client, &env.url("/.otpgate/verify?rd=%2Freports")).await;
+    let html = res.text().await.unwrap();
+    csrf_of(&html)
+}
+
+/// Submits a code; returns the response.
+pub async fn submit_code(env: &Env, client: &reqwest::Client, csrf: &str, code: &str) -> reqwest::Response {
+    client
+        .post(env.url("/.otpgate/verify"))
+        .form(&[("code", code), ("csrf", csrf), ("rd", "/reports")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs in, receives the code and enters it: an unlocked browser.
+pub async fn unlocked(env: &Env, user: &str) -> reqwest::Client {
+    let (client, _) = env.logged_in(user);
+    let csrf = open_code_page(env, &client).await;
+    let code = env.sms.last().code();
+    let res = submit_code(env, &client, &csrf, &code).await;
+    assert_eq!(res.status(), 303, "the right code unlocks");
+    client
+}
+
+/// A code that is not `code`.
+pub fn wrong(code: &str) -> String {
+    if code.starts_with('0') { code.replacen('0', "1", 1) } else { format!("0{}", &code[1..]) }
+}
