@@ -27,14 +27,15 @@ pub struct Conn {
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let wants_html = is_navigation(&req);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     match gate(&state, conn, req).await {
         Ok(res) => res,
         Err(err) => {
+            let path = uri.path();
             if err.status().is_server_error() {
-                tracing::warn!(%method, %path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
+                tracing::warn!(%method, path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
             } else {
-                tracing::info!(%method, %path, client = %conn.peer, error = %err, "request refused");
+                tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused");
             }
             pages::error(state.text, &err, wants_html)
         }
@@ -128,10 +129,10 @@ pub fn is_navigation<B>(req: &Request<B>) -> bool {
         return false;
     }
     let h = req.headers();
-    let header_has = |name: &str, needle: &str| {
-        h.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains(needle))
+    let header_has = |name: &str, needle: &[u8]| {
+        h.get_all(name).iter().any(|v| v.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)))
     };
-    header_has("sec-fetch-mode", "navigate") || header_has(ACCEPT.as_str(), "text/html")
+    header_has("sec-fetch-mode", b"navigate") || header_has(ACCEPT.as_str(), b"text/html")
 }
 
 /// Logged in, no second factor yet: browsers are sent to the code page;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,32 +73,32 @@ impl Ctx<'_> {
         v: &Option<S<String>>,
         key: &str,
         default: Duration,
-        range: Range<Duration>,
+        range: RangeInclusive<Duration>,
     ) -> Result<Duration> {
         let d = self.duration(v, key, default)?;
-        if d < range.start || d > range.end {
+        if d < *range.start() || d > *range.end() {
             let at = v.as_ref().map(|v| v.span());
             return Err(self.err(
                 at,
                 key,
                 format!(
                     "must be between {} and {}",
-                    humantime::format_duration(range.start),
-                    humantime::format_duration(range.end)
+                    humantime::format_duration(*range.start()),
+                    humantime::format_duration(*range.end())
                 ),
             ));
         }
         Ok(d)
     }
 
-    fn int(&self, v: &Option<S<i64>>, key: &str, default: u32, range: Range<u32>) -> Result<u32> {
+    fn int(&self, v: &Option<S<i64>>, key: &str, default: u32, range: RangeInclusive<u32>) -> Result<u32> {
         let Some(v) = v else { return Ok(default) };
         let n = *v.get_ref();
-        if n < i64::from(range.start) || n > i64::from(range.end) {
+        if n < i64::from(*range.start()) || n > i64::from(*range.end()) {
             return Err(self.at(
                 v,
                 key,
-                format!("{n} is out of range; use a whole number from {} to {}", range.start, range.end),
+                format!("{n} is out of range; use a whole number from {} to {}", range.start(), range.end()),
             ));
         }
         Ok(n as u32)
@@ -117,10 +117,10 @@ impl Ctx<'_> {
                 &raw.limits.cooldown,
                 "limits.cooldown",
                 Duration::from_secs(60),
-                Duration::ZERO..Duration::from_secs(3600),
+                Duration::ZERO..=Duration::from_secs(3600),
             )?,
-            per_hour: self.int(&raw.limits.per_hour, "limits.per_hour", 5, 1..1000)?,
-            per_day: self.int(&raw.limits.per_day, "limits.per_day", 20, 1..10_000)?,
+            per_hour: self.int(&raw.limits.per_hour, "limits.per_hour", 5, 1..=1000)?,
+            per_day: self.int(&raw.limits.per_day, "limits.per_day", 20, 1..=10_000)?,
         };
         let Some(sms) = &raw.sms else {
             return Err(self.err(
@@ -177,11 +177,11 @@ impl Ctx<'_> {
             secret_file: self.path(secret_file),
             trusted_proxies,
             tls,
-            second_factor_lifetime: self.bounded(&s.second_factor_lifetime, "server.second_factor_lifetime", secs(12 * 3600), secs(60)..secs(90 * 86400))?,
-            connect_timeout: self.bounded(&s.connect_timeout, "server.connect_timeout", secs(5), Duration::from_millis(10)..secs(300))?,
-            upstream_timeout: self.bounded(&s.upstream_timeout, "server.upstream_timeout", secs(60), Duration::from_millis(10)..secs(3600))?,
-            header_read_timeout: self.bounded(&s.header_read_timeout, "server.header_read_timeout", secs(10), Duration::from_millis(100)..secs(300))?,
-            shutdown_grace: self.bounded(&s.shutdown_grace, "server.shutdown_grace", secs(10), Duration::ZERO..secs(600))?,
+            second_factor_lifetime: self.bounded(&s.second_factor_lifetime, "server.second_factor_lifetime", secs(12 * 3600), secs(60)..=secs(90 * 86400))?,
+            connect_timeout: self.bounded(&s.connect_timeout, "server.connect_timeout", secs(5), Duration::from_millis(10)..=secs(300))?,
+            upstream_timeout: self.bounded(&s.upstream_timeout, "server.upstream_timeout", secs(60), Duration::from_millis(10)..=secs(3600))?,
+            header_read_timeout: self.bounded(&s.header_read_timeout, "server.header_read_timeout", secs(10), Duration::from_millis(100)..=secs(300))?,
+            shutdown_grace: self.bounded(&s.shutdown_grace, "server.shutdown_grace", secs(10), Duration::ZERO..=secs(600))?,
         })
     }
 
@@ -195,10 +195,10 @@ impl Ctx<'_> {
             Some(m) => m.get_ref().clone(),
         };
         Ok(OtpSettings {
-            length: self.int(&o.length, "otp.length", 6, 6..10)?,
+            length: self.int(&o.length, "otp.length", 6, 6..=10)?,
             // NIST SP 800-63B §5.1.3.2: an out-of-band secret is valid for at most 10 minutes.
-            ttl: self.bounded(&o.ttl, "otp.ttl", Duration::from_secs(300), Duration::from_secs(1)..Duration::from_secs(600))?,
-            max_attempts: self.int(&o.max_attempts, "otp.max_attempts", 5, 1..20)?,
+            ttl: self.bounded(&o.ttl, "otp.ttl", Duration::from_secs(300), Duration::from_secs(1)..=Duration::from_secs(600))?,
+            max_attempts: self.int(&o.max_attempts, "otp.max_attempts", 5, 1..=20)?,
             message,
             origin_bound: o.origin_bound.unwrap_or(true),
         })
@@ -233,8 +233,8 @@ impl Ctx<'_> {
         Ok(SmsSettings {
             provider,
             from,
-            timeout: self.bounded(&raw.timeout, "sms.timeout", secs(10), Duration::from_millis(10)..secs(120))?,
-            connect_timeout: self.bounded(&raw.connect_timeout, "sms.connect_timeout", secs(5), Duration::from_millis(10)..secs(60))?,
+            timeout: self.bounded(&raw.timeout, "sms.timeout", secs(10), Duration::from_millis(10)..=secs(120))?,
+            connect_timeout: self.bounded(&raw.connect_timeout, "sms.connect_timeout", secs(5), Duration::from_millis(10)..=secs(60))?,
         })
     }
 
@@ -358,7 +358,7 @@ impl Ctx<'_> {
             phone_pointer,
             bypass,
             users,
-            userinfo_cache: self.bounded(&a.userinfo_cache, "apps.userinfo_cache", Duration::from_secs(60), Duration::ZERO..Duration::from_secs(3600))?,
+            userinfo_cache: self.bounded(&a.userinfo_cache, "apps.userinfo_cache", Duration::from_secs(60), Duration::ZERO..=Duration::from_secs(3600))?,
         })
     }
 

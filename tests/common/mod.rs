@@ -72,6 +72,8 @@ pub struct FakeApp {
     pub me_calls: Arc<AtomicU64>,
     /// Extra Set-Cookie headers to send on every response.
     pub set_cookies: Arc<Mutex<Vec<String>>>,
+    /// Extra response headers (name, value) to send on every response.
+    pub response_headers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl FakeApp {
@@ -175,6 +177,9 @@ impl FakeApp {
         };
         for c in self.set_cookies.lock().unwrap().iter() {
             res.headers_mut().append("set-cookie", c.parse().unwrap());
+        }
+        for (name, value) in self.response_headers.lock().unwrap().iter() {
+            res.headers_mut().append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
         }
         res
     }
@@ -462,4 +467,111 @@ pub async fn unlocked(env: &Env, user: &str) -> reqwest::Client {
 /// A code that is not `code`.
 pub fn wrong(code: &str) -> String {
     if code.starts_with('0') { code.replacen('0', "1", 1) } else { format!("0{}", &code[1..]) }
+}
+
+/// Adds `keys` (TOML lines) to the `[server]` table of a configuration made
+/// by [`config_text`], right after its `listen` line.
+pub fn with_server_keys(text: &str, keys: &str) -> String {
+    const LISTEN: &str = "listen = \"127.0.0.1:0\"\n";
+    assert!(text.contains(LISTEN), "the configuration has the base listen line");
+    text.replacen(LISTEN, &format!("{LISTEN}{keys}\n"), 1)
+}
+
+impl Env {
+    /// Starts with the base configuration as changed by `edit`, for tests
+    /// that need other `[server]` keys or other apps than [`Env::with`] allows.
+    pub async fn with_config(edit: impl FnOnce(String) -> String) -> Self {
+        let app = FakeApp::start().await;
+        let sms = FakeDidfarm::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = edit(config_text(&app.url(), &sms.url(), dir.path(), ""));
+        let settings = otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
+        let gw = otpgate::Gateway::bind(settings).await.expect("gateway binds");
+        let addr = gw.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(gw.serve(async move {
+            let _ = rx.await;
+        }));
+        Env { app, sms, addr, dir, shutdown: Some(tx) }
+    }
+}
+
+/// One HTTP/1.1 request sent exactly as given (no URL normalisation, no
+/// added headers; set `host` yourself), on a fresh connection.
+pub async fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(target);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = sender.send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let (parts, body) = res.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+/// The `Set-Cookie` lines of a response.
+pub fn set_cookies_of(headers: &http::HeaderMap) -> Vec<String> {
+    headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+}
+
+/// A session that has passed the second factor, as cookie values.
+#[derive(Debug, Clone)]
+pub struct Unlocked {
+    /// The app's session cookie value (`sessionid`).
+    pub session: String,
+    /// The gateway's `otpgate` cookie value.
+    pub otpgate: String,
+    /// The whole `Set-Cookie` line that issued the `otpgate` cookie.
+    pub set_cookie: String,
+}
+
+impl Unlocked {
+    /// The `Cookie` header a browser would send with both cookies.
+    pub fn cookie_header(&self) -> String {
+        format!("sessionid={}; otpgate={}", self.session, self.otpgate)
+    }
+}
+
+/// Logs `user` in at the app and passes the second factor through the
+/// gateway at `base` ("http://..." or "https://...") with explicit `Cookie`
+/// headers, so it works with any `client` (no cookie store needed).
+pub async fn unlock_by_hand(env: &Env, client: &reqwest::Client, base: &str, user: &str) -> Unlocked {
+    let session = env.app.login(user, Some("+31612345678"));
+    let cookie = format!("sessionid={session}");
+    let page = client
+        .get(format!("{base}/.otpgate/verify?rd=%2F"))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the code page opens");
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let code = env.sms.last().code();
+    let res = client
+        .post(format!("{base}/.otpgate/verify"))
+        .header("cookie", &cookie)
+        .form(&[("code", code.as_str()), ("csrf", csrf.as_str()), ("rd", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "the right code unlocks");
+    let set_cookie = set_cookies_of(res.headers())
+        .into_iter()
+        .find(|c| c.starts_with("otpgate="))
+        .expect("the verify answer sets the otpgate cookie");
+    let otpgate = set_cookie["otpgate=".len()..].split(';').next().unwrap().to_string();
+    Unlocked { session, otpgate, set_cookie }
+}
+
+/// A client without cookie store that does not follow redirects.
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
