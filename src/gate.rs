@@ -60,27 +60,20 @@ async fn gate(state: &State, conn: Conn, mut req: Request<Incoming>) -> Result<R
     if req.uri().path().starts_with(routes::PREFIX) {
         return routes::serve(state, app, &view, req).await;
     }
+    let session = session_id(state, app, &req);
     if app.bypasses(req.uri().path()) {
-        return pass(state, app, &view, req, None).await;
+        // The login form is usually a bypass path: watch it for logins.
+        return pass(state, app, &view, req, None, session.as_ref()).await;
     }
-    let Some(session) = session_id(state, app, &req) else {
+    let Some(session) = session else {
         // No app session: the app decides (and shows its login).
-        return pass(state, app, &view, req, None).await;
+        return pass(state, app, &view, req, None, None).await;
     };
     if let Some(user) = proven_user(state, app, &req, &session) {
-        return pass(state, app, &view, req, Some(&user)).await;
+        return pass(state, app, &view, req, Some(&user), None).await;
     }
     match &*identity::lookup(state, app, req.headers(), &view, &session).await? {
-        Identity::Anonymous => {
-            let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-            let res = pass(state, app, &view, req, None).await?;
-            // A login may keep the same session cookie; a cached "anonymous"
-            // must not outlive it, or the next request would skip the gate.
-            if may_log_in || res.headers().contains_key(SET_COOKIE) {
-                identity::forget(app, &session).await;
-            }
-            Ok(res)
-        }
+        Identity::Anonymous => pass(state, app, &view, req, None, Some(&session)).await,
         Identity::User { .. } => Ok(second_factor_required(&req)),
     }
 }
@@ -97,17 +90,29 @@ pub fn proven_user<B>(state: &State, app: &App, req: &Request<B>, session: &[u8;
     factor::check(&state.keys, value, app.index, session, factor::now_secs())
 }
 
-/// Forwards to the app and applies the response-side rules.
+/// Forwards to the app and applies the response-side rules. `watch` is a
+/// session whose cached "not logged in" must be forgotten if this request
+/// may have logged it in.
 async fn pass(
     state: &State,
     app: &App,
     view: &ClientView,
     mut req: Request<Incoming>,
     user: Option<&str>,
+    watch: Option<&[u8; 32]>,
 ) -> Result<Response<Body>, GateError> {
     cookies::strip(req.headers_mut(), &[factor::COOKIE_NAME, otp::PENDING_COOKIE]);
+    let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
     let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;
+    // An app that keeps the session cookie across login (session fixation)
+    // would otherwise be taken for anonymous until the cache entry expires,
+    // and its requests would skip the gate.
+    if let Some(session) = watch {
+        if may_log_in || res.headers().contains_key(SET_COOKIE) {
+            identity::forget(app, session).await;
+        }
+    }
     let h = res.headers_mut();
     if h.contains_key(SET_COOKIE) {
         cookies::remove_set_cookies_named(h, &[factor::COOKIE_NAME, otp::PENDING_COOKIE]);

@@ -35,3 +35,24 @@ async fn the_right_code_unlocks_the_session_and_the_app_sees_the_user() {
     let cookies = seen["headers"]["cookie"].to_string();
     assert!(!cookies.contains("otpgate"), "the gateway's cookies are not passed to the app: {cookies}");
 }
+
+#[tokio::test]
+async fn a_login_that_keeps_the_session_cookie_is_not_mistaken_for_anonymous() {
+    let env = Env::start().await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str("sessionid=fixed-before-login; Path=/", &env.url("/").parse().unwrap());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Not logged in yet: the request passes and "anonymous" is cached.
+    assert_eq!(navigate(&client, &env.url("/reports")).await.status(), 200);
+    // The app logs the same session id in (session fixation) on a bypass path.
+    env.app.sessions.lock().unwrap().insert("fixed-before-login".into(), ("alice".into(), Some("+31612345678".into())));
+    let login = client.post(env.url("/login")).form(&[("u", "alice")]).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let res = navigate(&client, &env.url("/reports")).await;
+    assert_eq!(res.status(), 303, "the now logged-in session is gated at once");
+    assert_eq!(env.app.hits_on("/reports"), 1);
+}
