@@ -11,7 +11,11 @@ use crate::config;
 use crate::server::Gateway;
 
 #[derive(Parser)]
-#[command(name = "otpgate", version, about = "An SMS second factor in front of a web app's own login")]
+#[command(
+    name = "otpgate",
+    version,
+    about = "An SMS second factor in front of a web app's own login"
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "config.toml")]
@@ -43,7 +47,12 @@ pub fn main() -> ExitCode {
 fn check_config(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(s) => {
-            println!("{}: OK ({} app{})", path.display(), s.apps.len(), if s.apps.len() == 1 { "" } else { "s" });
+            println!(
+                "{}: OK ({} app{})",
+                path.display(),
+                s.apps.len(),
+                if s.apps.len() == 1 { "" } else { "s" }
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -79,13 +88,19 @@ pub async fn serve(settings: config::Settings) -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -44,10 +44,10 @@ pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
         .map(str::to_string)
         .collect();
     headers.remove(COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(COOKIE, v);
-        }
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, v);
     }
 }
 
@@ -61,7 +61,9 @@ pub fn response_deletes(headers: &HeaderMap, name: &str) -> bool {
         .filter_map(|v| Cookie::parse(v).ok())
         .filter(|c| c.name() == name)
         .any(|c| {
-            let expired = c.expires_datetime().is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
+            let expired = c
+                .expires_datetime()
+                .is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
             let zero_age = c.max_age().is_some_and(|a| a.whole_seconds() <= 0);
             c.value().is_empty() || expired || zero_age
         })
@@ -71,12 +73,20 @@ pub fn response_deletes(headers: &HeaderMap, name: &str) -> bool {
 /// gateway's own cookies.
 pub fn remove_set_cookies_named(headers: &mut HeaderMap, names: &[&str]) {
     let clashes = |v: &HeaderValue| {
-        v.to_str().ok().and_then(|s| Cookie::parse(s).ok()).is_some_and(|c| names.contains(&c.name()))
+        v.to_str()
+            .ok()
+            .and_then(|s| Cookie::parse(s).ok())
+            .is_some_and(|c| names.contains(&c.name()))
     };
     if !headers.get_all(SET_COOKIE).iter().any(clashes) {
         return;
     }
-    let kept: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().filter(|v| !clashes(v)).cloned().collect();
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| !clashes(v))
+        .cloned()
+        .collect();
     headers.remove(SET_COOKIE);
     for v in kept {
         headers.append(SET_COOKIE, v);
@@ -102,7 +112,10 @@ mod tests {
         assert_eq!(get(&h, "otpgate"), Some("xyz"));
         assert_eq!(get(&h, "missing"), None);
         let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_bytes(b"sessionid=\xff\xfe").unwrap());
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"sessionid=\xff\xfe").unwrap(),
+        );
         assert_eq!(get(&h, "sessionid"), None);
     }
 
@@ -117,19 +130,31 @@ mod tests {
     #[test]
     fn recognises_a_deleted_session_cookie() {
         let mut h = HeaderMap::new();
-        h.append(SET_COOKIE, HeaderValue::from_static("sessionid=; Path=/; Max-Age=0"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("sessionid=; Path=/; Max-Age=0"),
+        );
         assert!(response_deletes(&h, "sessionid"));
         let mut h = HeaderMap::new();
-        h.append(SET_COOKIE, HeaderValue::from_static("sessionid=abc; Path=/"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("sessionid=abc; Path=/"),
+        );
         assert!(!response_deletes(&h, "sessionid"));
-        h.append(SET_COOKIE, HeaderValue::from_static("sessionid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("sessionid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
         assert!(response_deletes(&h, "sessionid"));
     }
 
     #[test]
     fn upstream_cannot_overwrite_the_gateway_cookie() {
         let mut h = HeaderMap::new();
-        h.append(SET_COOKIE, HeaderValue::from_static("otpgate=forged; Path=/"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("otpgate=forged; Path=/"),
+        );
         h.append(SET_COOKIE, HeaderValue::from_static("theme=dark"));
         remove_set_cookies_named(&mut h, &["otpgate"]);
         assert_eq!(h.get_all(SET_COOKIE).iter().count(), 1);

@@ -24,8 +24,10 @@ use crate::config::{self, ProviderSettings};
 const DEFAULT_CONFIG: &str = include_str!("../config.toml");
 
 /// The demo's users: name, password, phone.
-const USERS: [(&str, &str, &str); 2] =
-    [("alice", "wonderland", "+31612345678"), ("bob", "builder", "+4915112345678")];
+const USERS: [(&str, &str, &str); 2] = [
+    ("alice", "wonderland", "+31612345678"),
+    ("bob", "builder", "+4915112345678"),
+];
 
 pub async fn run(config_path: &Path) -> ExitCode {
     let loaded = if config_path.exists() {
@@ -46,7 +48,9 @@ pub async fn run(config_path: &Path) -> ExitCode {
     let app_addr: SocketAddr = match upstream.parse() {
         Ok(a) => a,
         Err(_) => {
-            eprintln!("demo: the first app's upstream {upstream:?} must be an IP address and port on this machine");
+            eprintln!(
+                "demo: the first app's upstream {upstream:?} must be an IP address and port on this machine"
+            );
             return ExitCode::from(2);
         }
     };
@@ -76,7 +80,9 @@ type Sessions = Arc<Mutex<HashMap<String, &'static str>>>;
 pub async fn serve_legacy_app(listener: TcpListener) {
     let sessions: Sessions = Arc::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let sessions = sessions.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
@@ -100,12 +106,28 @@ async fn legacy_app(sessions: Sessions, req: Request<Incoming>) -> Response<Body
         .filter_map(Result::ok)
         .find(|c| c.name() == "sessionid")
         .map(|c| c.value().to_string());
-    let user = sid.as_ref().and_then(|s| sessions.lock().unwrap_or_else(|p| p.into_inner()).get(s).copied());
-    let seen_by_gate = req.headers().get("x-otpgate-user").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let user = sid.as_ref().and_then(|s| {
+        sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(s)
+            .copied()
+    });
+    let seen_by_gate = req
+        .headers()
+        .get("x-otpgate-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/api/me") => match user.and_then(|u| USERS.iter().find(|x| x.0 == u)) {
-            Some((name, _, phone)) => json(StatusCode::OK, &serde_json::json!({ "username": name, "phone": phone })),
-            None => json(StatusCode::UNAUTHORIZED, &serde_json::json!({ "error": "not logged in" })),
+            Some((name, _, phone)) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "username": name, "phone": phone }),
+            ),
+            None => json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({ "error": "not logged in" }),
+            ),
         },
         (Method::GET, "/login") => page(StatusCode::OK, "Log in", LOGIN_FORM),
         (Method::POST, "/login") => {
@@ -113,46 +135,83 @@ async fn legacy_app(sessions: Sessions, req: Request<Incoming>) -> Response<Body
                 Ok(b) => b.to_bytes(),
                 Err(_) => return page(StatusCode::PAYLOAD_TOO_LARGE, "Log in", "Too much data."),
             };
-            let form: HashMap<String, String> = form_urlencoded::parse(&bytes).into_owned().collect();
+            let form: HashMap<String, String> =
+                form_urlencoded::parse(&bytes).into_owned().collect();
             let found = USERS.iter().find(|(u, p, _)| {
-                form.get("username").is_some_and(|x| x == u) && form.get("password").is_some_and(|x| x == p)
+                form.get("username").is_some_and(|x| x == u)
+                    && form.get("password").is_some_and(|x| x == p)
             });
             let Some((name, _, _)) = found else {
-                return page(StatusCode::UNAUTHORIZED, "Log in", &format!("<p>Wrong name or password.</p>{LOGIN_FORM}"));
+                return page(
+                    StatusCode::UNAUTHORIZED,
+                    "Log in",
+                    &format!("<p>Wrong name or password.</p>{LOGIN_FORM}"),
+                );
             };
             let mut bytes = [0u8; 16];
             if rand::rngs::OsRng.try_fill_bytes(&mut bytes).is_err() {
-                return page(StatusCode::INTERNAL_SERVER_ERROR, "Log in", "No randomness.");
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Log in",
+                    "No randomness.",
+                );
             }
             let sid: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(sid.clone(), name);
-            redirect("/", Some(&format!("sessionid={sid}; Path=/; HttpOnly; SameSite=Lax")))
+            sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(sid.clone(), name);
+            redirect(
+                "/",
+                Some(&format!("sessionid={sid}; Path=/; HttpOnly; SameSite=Lax")),
+            )
         }
         (Method::POST, "/logout") => {
             if let Some(s) = sid {
-                sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&s);
+                sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&s);
             }
             redirect("/login", Some("sessionid=; Path=/; Max-Age=0"))
         }
         (Method::GET, "/static/app.css") => {
-            let mut res = Response::new(full("body{font-family:sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}"));
-            res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/css"));
+            let mut res = Response::new(full(
+                "body{font-family:sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}",
+            ));
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/css"));
             res
         }
         (Method::GET, "/") | (Method::GET, "/reports") => match user {
             None => redirect("/login", None),
             Some(name) => {
                 let gate = match seen_by_gate {
-                    Some(u) => format!("otpgate vouched for <b>{}</b> with a second factor.", escape(&u)),
+                    Some(u) => format!(
+                        "otpgate vouched for <b>{}</b> with a second factor.",
+                        escape(&u)
+                    ),
                     None => "This request did not come through otpgate.".to_string(),
                 };
                 let body = format!(
                     "<p>Hello, <b>{name}</b>. {gate}</p><p><a href=\"/\">Home</a> · <a href=\"/reports\">Reports</a> · <a href=\"/api/me\">/api/me</a></p><form method=\"post\" action=\"/logout\"><button>Log out</button></form>"
                 );
-                page(StatusCode::OK, if req.uri().path() == "/" { "Demo CRM" } else { "Quarterly reports" }, &body)
+                page(
+                    StatusCode::OK,
+                    if req.uri().path() == "/" {
+                        "Demo CRM"
+                    } else {
+                        "Quarterly reports"
+                    },
+                    &body,
+                )
             }
         },
-        _ => page(StatusCode::NOT_FOUND, "Not found", "<p>No such page. <a href=\"/\">Home</a></p>"),
+        _ => page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>No such page. <a href=\"/\">Home</a></p>",
+        ),
     }
 }
 
@@ -164,21 +223,26 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
     );
     let mut res = Response::new(full(html));
     *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     res
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     let mut res = Response::new(full(v.to_string()));
     *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
 fn redirect(to: &'static str, cookie: Option<&str>) -> Response<Body> {
     let mut res = Response::new(full(""));
     *res.status_mut() = StatusCode::SEE_OTHER;
-    res.headers_mut().insert(LOCATION, HeaderValue::from_static(to));
+    res.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static(to));
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
         res.headers_mut().insert(SET_COOKIE, c);
     }
@@ -186,5 +250,8 @@ fn redirect(to: &'static str, cookie: Option<&str>) -> Response<Body> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -38,7 +38,9 @@ impl GateError {
             // RFC 9110 §15.5.20: this server is not configured for that authority.
             Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::MissingHost | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::UpstreamUnreachable(_) | Self::IdentityUnusable(_) | Self::BadUpstream(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnreachable(_) | Self::IdentityUnusable(_) | Self::BadUpstream(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Csrf => StatusCode::FORBIDDEN,

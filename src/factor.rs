@@ -17,7 +17,9 @@ const VERSION: &str = "v1";
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Builds the encrypted cookie for `user`, bound to app `app` and to the
@@ -43,7 +45,10 @@ pub fn issue(
         .build();
     let mut jar = CookieJar::new();
     jar.private_mut(&keys.cookie).add(cookie);
-    jar.delta().next().cloned().expect("the jar holds the cookie just added")
+    jar.delta()
+        .next()
+        .cloned()
+        .expect("the jar holds the cookie just added")
 }
 
 /// The user the cookie was issued to, if it is authentic, unexpired, for
@@ -67,17 +72,24 @@ pub fn check(keys: &Keys, value: &str, app: usize, session: &[u8; 32], now: u64)
 
 /// A cookie that makes the browser forget ours (RFC 6265 §3.1: an expiry in the past).
 pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
-    let mut c = Cookie::build((name, "")).http_only(true).same_site(SameSite::Lax).path("/").secure(secure).build();
+    let mut c = Cookie::build((name, ""))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure)
+        .build();
     c.make_removal();
     c
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -95,9 +107,16 @@ mod tests {
         let c = issue(&k, 0, "alice", &session, Duration::from_secs(60), true);
         assert!(c.secure().unwrap_or(false) && c.http_only().unwrap_or(false));
         let now = now_secs();
-        assert_eq!(check(&k, c.value(), 0, &session, now).as_deref(), Some("alice"));
+        assert_eq!(
+            check(&k, c.value(), 0, &session, now).as_deref(),
+            Some("alice")
+        );
         assert_eq!(check(&k, c.value(), 1, &session, now), None, "another app");
-        assert_eq!(check(&k, c.value(), 0, &[2u8; 32], now), None, "another session");
+        assert_eq!(
+            check(&k, c.value(), 0, &[2u8; 32], now),
+            None,
+            "another session"
+        );
         assert_eq!(check(&k, c.value(), 0, &session, now + 61), None, "expired");
     }
 
@@ -112,6 +131,9 @@ mod tests {
         assert_eq!(check(&k, &v, 0, &session, now_secs()), None);
         let other = Keys::derive(&[8u8; 64]);
         assert_eq!(check(&other, c.value(), 0, &session, now_secs()), None);
-        assert_eq!(check(&k, "garbage\u{0}\u{ffff}", 0, &session, now_secs()), None);
+        assert_eq!(
+            check(&k, "garbage\u{0}\u{ffff}", 0, &session, now_secs()),
+            None
+        );
     }
 }

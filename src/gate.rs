@@ -42,7 +42,11 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     }
 }
 
-async fn gate(state: &State, conn: Conn, mut req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+async fn gate(
+    state: &State,
+    conn: Conn,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
     let view = ClientView::new(
@@ -55,7 +59,9 @@ async fn gate(state: &State, conn: Conn, mut req: Request<Incoming>) -> Result<R
     if view.host.is_empty() {
         return Err(GateError::MissingHost);
     }
-    let app = state.app_for(&view.hostname()).ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
+    let app = state
+        .app_for(&view.hostname())
+        .ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
 
     if req.uri().path().starts_with(routes::PREFIX) {
         return routes::serve(state, app, &view, req).await;
@@ -81,11 +87,21 @@ async fn gate(state: &State, conn: Conn, mut req: Request<Incoming>) -> Result<R
 /// The keyed hash identifying the app session, if the request has one.
 pub fn session_id<B>(state: &State, app: &App, req: &Request<B>) -> Option<[u8; 32]> {
     let value = cookies::get(req.headers(), &app.cfg.session_cookie)?;
-    Some(state.keys.session.of(&[&(app.index as u64).to_be_bytes(), value.as_bytes()]))
+    Some(
+        state
+            .keys
+            .session
+            .of(&[&(app.index as u64).to_be_bytes(), value.as_bytes()]),
+    )
 }
 
 /// The user whose second factor this request proves for this session.
-pub fn proven_user<B>(state: &State, app: &App, req: &Request<B>, session: &[u8; 32]) -> Option<String> {
+pub fn proven_user<B>(
+    state: &State,
+    app: &App,
+    req: &Request<B>,
+    session: &[u8; 32],
+) -> Option<String> {
     let value = cookies::get(req.headers(), factor::COOKIE_NAME)?;
     factor::check(&state.keys, value, app.index, session, factor::now_secs())
 }
@@ -101,17 +117,20 @@ async fn pass(
     user: Option<&str>,
     watch: Option<&[u8; 32]>,
 ) -> Result<Response<Body>, GateError> {
-    cookies::strip(req.headers_mut(), &[factor::COOKIE_NAME, otp::PENDING_COOKIE]);
+    cookies::strip(
+        req.headers_mut(),
+        &[factor::COOKIE_NAME, otp::PENDING_COOKIE],
+    );
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
     let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;
     // An app that keeps the session cookie across login (session fixation)
     // would otherwise be taken for anonymous until the cache entry expires,
     // and its requests would skip the gate.
-    if let Some(session) = watch {
-        if may_log_in || res.headers().contains_key(SET_COOKIE) {
-            identity::forget(app, session).await;
-        }
+    if let Some(session) = watch
+        && (may_log_in || res.headers().contains_key(SET_COOKIE))
+    {
+        identity::forget(app, session).await;
     }
     let h = res.headers_mut();
     if h.contains_key(SET_COOKIE) {
@@ -135,7 +154,11 @@ pub fn is_navigation<B>(req: &Request<B>) -> bool {
     }
     let h = req.headers();
     let header_has = |name: &str, needle: &[u8]| {
-        h.get_all(name).iter().any(|v| v.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)))
+        h.get_all(name).iter().any(|v| {
+            v.as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        })
     };
     header_has("sec-fetch-mode", b"navigate") || header_has(ACCEPT.as_str(), b"text/html")
 }
@@ -154,12 +177,17 @@ fn second_factor_required<B>(req: &Request<B>) -> Response<Body> {
         }
         res
     } else {
-        let body = serde_json::json!({ "error": "second_factor_required", "verify_url": verify_url });
+        let body =
+            serde_json::json!({ "error": "second_factor_required", "verify_url": verify_url });
         let mut res = pages::json(StatusCode::UNAUTHORIZED, &body);
         // RFC 9110 §15.5.2: a 401 carries a challenge.
-        res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("otpgate realm=\"second factor\""));
+        res.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("otpgate realm=\"second factor\""),
+        );
         res
     };
-    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use http::Request;
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -51,10 +51,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every `X-Otpgate-*` field, so that only the gateway can set them.
 pub fn remove_otpgate_headers(headers: &mut HeaderMap) {
-    let has_any = headers.keys().any(|k| k.as_str().starts_with(OTPGATE_PREFIX));
+    let has_any = headers
+        .keys()
+        .any(|k| k.as_str().starts_with(OTPGATE_PREFIX));
     if has_any {
-        let names: Vec<HeaderName> =
-            headers.keys().filter(|k| k.as_str().starts_with(OTPGATE_PREFIX)).cloned().collect();
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with(OTPGATE_PREFIX))
+            .cloned()
+            .collect();
         for name in names {
             headers.remove(name);
         }
@@ -90,30 +95,65 @@ pub struct ClientView {
 }
 
 impl ClientView {
-    pub fn new(headers: &HeaderMap, authority: Option<&str>, peer: IpAddr, tls: bool, trusted: &[IpNet]) -> Self {
+    pub fn new(
+        headers: &HeaderMap,
+        authority: Option<&str>,
+        peer: IpAddr,
+        tls: bool,
+        trusted: &[IpNet],
+    ) -> Self {
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         let peer_trusted = is_trusted(&peer);
-        let own_host = headers.get(HOST).and_then(|h| h.to_str().ok()).or(authority).unwrap_or("").to_string();
+        let own_host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(authority)
+            .unwrap_or("")
+            .to_string();
         if !peer_trusted {
-            return Self { ip: peer, https: tls, host: own_host, peer_trusted, peer };
+            return Self {
+                ip: peer,
+                https: tls,
+                host: own_host,
+                peer_trusted,
+                peer,
+            };
         }
         // Walk X-Forwarded-For from the right: each trusted proxy appended the
         // address it saw; the first hop that is not ours is the client.
         let mut ip = peer;
-        let hops = headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+        let hops = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>();
         for hop in hops.iter().rev().flat_map(|v| v.rsplit(',')) {
-            let Ok(hop) = hop.trim().parse::<IpAddr>() else { break };
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
             ip = hop;
             if !is_trusted(&hop) {
                 break;
             }
         }
         let first = |name: &HeaderName| {
-            headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
         };
-        let https = tls || first(&X_FORWARDED_PROTO).is_some_and(|p| p.eq_ignore_ascii_case("https"));
-        let host = first(&X_FORWARDED_HOST).filter(|h| !h.is_empty()).unwrap_or(own_host);
-        Self { ip, https, host, peer_trusted, peer }
+        let https =
+            tls || first(&X_FORWARDED_PROTO).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        let host = first(&X_FORWARDED_HOST)
+            .filter(|h| !h.is_empty())
+            .unwrap_or(own_host);
+        Self {
+            ip,
+            https,
+            host,
+            peer_trusted,
+            peer,
+        }
     }
 
     /// The host without port, lower-cased, for matching apps and for the
@@ -128,7 +168,13 @@ pub fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |i| &host[..=i]);
     }
-    host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+    host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. Incoming values
@@ -156,7 +202,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -179,15 +228,29 @@ mod tests {
 
     #[test]
     fn removes_client_sent_otpgate_headers_of_any_case() {
-        let mut h = map(&[("X-Otpgate-User", "admin"), ("x-otpgate-anything", "1"), ("x-other", "1")]);
+        let mut h = map(&[
+            ("X-Otpgate-User", "admin"),
+            ("x-otpgate-anything", "1"),
+            ("x-other", "1"),
+        ]);
         remove_otpgate_headers(&mut h);
         assert_eq!(h.len(), 1);
     }
 
     #[test]
     fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
-        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("host", "a.example")]);
-        let v = ClientView::new(&h, None, "203.0.113.9".parse().unwrap(), false, &["10.0.0.0/8".parse().unwrap()]);
+        let h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("host", "a.example"),
+        ]);
+        let v = ClientView::new(
+            &h,
+            None,
+            "203.0.113.9".parse().unwrap(),
+            false,
+            &["10.0.0.0/8".parse().unwrap()],
+        );
         assert_eq!(v.ip.to_string(), "203.0.113.9");
         assert!(!v.https);
         let mut out = h.clone();
@@ -198,13 +261,25 @@ mod tests {
 
     #[test]
     fn the_client_is_the_first_untrusted_hop_behind_trusted_proxies() {
-        let h = map(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2"), ("x-forwarded-proto", "https")]);
-        let v = ClientView::new(&h, Some("a.example"), "10.0.0.1".parse().unwrap(), false, &["10.0.0.0/8".parse().unwrap()]);
+        let h = map(&[
+            ("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let v = ClientView::new(
+            &h,
+            Some("a.example"),
+            "10.0.0.1".parse().unwrap(),
+            false,
+            &["10.0.0.0/8".parse().unwrap()],
+        );
         assert_eq!(v.ip.to_string(), "198.51.100.7");
         assert!(v.https);
         let mut out = h.clone();
         set_forwarded(&mut out, &v);
-        assert_eq!(out["x-forwarded-for"], "6.6.6.6, 198.51.100.7, 10.0.0.2, 10.0.0.1");
+        assert_eq!(
+            out["x-forwarded-for"],
+            "6.6.6.6, 198.51.100.7, 10.0.0.2, 10.0.0.1"
+        );
     }
 
     #[test]

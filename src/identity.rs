@@ -32,7 +32,10 @@ pub enum Identity {
 pub type Cache = moka::future::Cache<[u8; 32], Arc<Identity>>;
 
 pub fn new_cache(ttl: Duration) -> Cache {
-    moka::future::Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build()
+    moka::future::Cache::builder()
+        .max_capacity(1_000_000)
+        .time_to_live(ttl)
+        .build()
 }
 
 /// The identity behind a session, from the cache or from the app.
@@ -47,7 +50,9 @@ pub async fn lookup(
         return fetch(state, app, req_headers, view).await.map(Arc::new);
     }
     app.identities
-        .try_get_with(*session, async { fetch(state, app, req_headers, view).await.map(Arc::new) })
+        .try_get_with(*session, async {
+            fetch(state, app, req_headers, view).await.map(Arc::new)
+        })
         .await
         .map_err(|e| match &*e {
             GateError::UpstreamTimeout => GateError::UpstreamTimeout,
@@ -60,14 +65,21 @@ pub async fn forget(app: &App, session: &[u8; 32]) {
     app.identities.invalidate(session).await;
 }
 
-async fn fetch(state: &State, app: &App, req_headers: &http::HeaderMap, view: &ClientView) -> Result<Identity, GateError> {
+async fn fetch(
+    state: &State,
+    app: &App,
+    req_headers: &http::HeaderMap,
+    view: &ClientView,
+) -> Result<Identity, GateError> {
     let uri = Uri::builder()
         .scheme(app.cfg.upstream.scheme.clone())
         .authority(app.cfg.upstream.authority.clone())
         .path_and_query(app.cfg.userinfo_path.clone())
         .build()
         .map_err(|e| GateError::Internal(e.to_string()))?;
-    let mut req = Request::get(uri).body(body::empty()).map_err(|e| GateError::Internal(e.to_string()))?;
+    let mut req = Request::get(uri)
+        .body(body::empty())
+        .map_err(|e| GateError::Internal(e.to_string()))?;
     let h = req.headers_mut();
     for cookie in req_headers.get_all(COOKIE) {
         h.append(COOKIE, cookie.clone());
@@ -76,15 +88,24 @@ async fn fetch(state: &State, app: &App, req_headers: &http::HeaderMap, view: &C
         h.insert(HOST, host);
     }
     h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    h.insert(USER_AGENT, HeaderValue::from_static(concat!("otpgate/", env!("CARGO_PKG_VERSION"))));
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("otpgate/", env!("CARGO_PKG_VERSION"))),
+    );
     headers::set_forwarded(h, view);
 
-    let res = tokio::time::timeout(state.settings.server.upstream_timeout, state.client.request(req))
-        .await
-        .map_err(|_| GateError::UpstreamTimeout)?
-        .map_err(GateError::UpstreamUnreachable)?;
+    let res = tokio::time::timeout(
+        state.settings.server.upstream_timeout,
+        state.client.request(req),
+    )
+    .await
+    .map_err(|_| GateError::UpstreamTimeout)?
+    .map_err(GateError::UpstreamUnreachable)?;
     let status = res.status();
-    if status.is_redirection() || status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+    if status.is_redirection()
+        || status == http::StatusCode::UNAUTHORIZED
+        || status == http::StatusCode::FORBIDDEN
+    {
         return Ok(Identity::Anonymous);
     }
     if !status.is_success() {
@@ -98,14 +119,21 @@ async fn fetch(state: &State, app: &App, req_headers: &http::HeaderMap, view: &C
         .await
         .map_err(|e| GateError::IdentityUnusable(format!("reading the answer failed: {e}")))?
         .to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| GateError::IdentityUnusable(format!("{} did not answer JSON: {e}", app.cfg.userinfo_path)))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        GateError::IdentityUnusable(format!(
+            "{} did not answer JSON: {e}",
+            app.cfg.userinfo_path
+        ))
+    })?;
     let name = json
         .pointer(&app.cfg.user_pointer)
         .and_then(scalar)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| {
-            GateError::IdentityUnusable(format!("the answer has no user name at {:?} (user_pointer)", app.cfg.user_pointer))
+            GateError::IdentityUnusable(format!(
+                "the answer has no user name at {:?} (user_pointer)",
+                app.cfg.user_pointer
+            ))
         })?;
     let phone = app
         .cfg

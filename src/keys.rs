@@ -20,12 +20,22 @@ const NEW_SECRET_LEN: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("{path}: cannot read the secret file: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot create the secret file: {source}")]
-    Create { path: String, source: std::io::Error },
-    #[error("{path}: the secret file is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the secret file is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     WorldReadable { path: String, mode: u32 },
-    #[error("{path}: the secret file holds {len} bytes, at least {MIN_SECRET_LEN} are needed; delete it to have a new one made")]
+    #[error(
+        "{path}: the secret file holds {len} bytes, at least {MIN_SECRET_LEN} are needed; delete it to have a new one made"
+    )]
     TooShort { path: String, len: usize },
     #[error("the operating system's random source failed: {0}")]
     Random(String),
@@ -47,27 +57,41 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
             }
             #[cfg(not(unix))]
             let _ = meta;
-            let bytes = std::fs::read(path).map_err(|source| SecretError::Read { path: shown.clone(), source })?;
+            let bytes = std::fs::read(path).map_err(|source| SecretError::Read {
+                path: shown.clone(),
+                source,
+            })?;
             if bytes.len() < MIN_SECRET_LEN {
-                return Err(SecretError::TooShort { path: shown, len: bytes.len() });
+                return Err(SecretError::TooShort {
+                    path: shown,
+                    len: bytes.len(),
+                });
             }
             Ok(bytes)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = vec![0u8; NEW_SECRET_LEN];
-            OsRng.try_fill_bytes(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
+            OsRng
+                .try_fill_bytes(&mut bytes)
+                .map_err(|e| SecretError::Random(e.to_string()))?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let create = |source| SecretError::Create { path: shown.clone(), source };
+            let create = |source| SecretError::Create {
+                path: shown.clone(),
+                source,
+            };
             let mut file = options.open(path).map_err(create)?;
             file.write_all(&bytes).map_err(create)?;
             file.sync_all().map_err(create)?;
             tracing::info!(path = %shown, "created a new server secret");
             Ok(bytes)
         }
-        Err(source) => Err(SecretError::Read { path: shown, source }),
+        Err(source) => Err(SecretError::Read {
+            path: shown,
+            source,
+        }),
     }
 }
 
@@ -163,10 +187,16 @@ mod tests {
         let path = dir.path().join("k");
         std::fs::write(&path, [7u8; 64]).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_or_create(&path), Err(SecretError::WorldReadable { .. })));
+        assert!(matches!(
+            load_or_create(&path),
+            Err(SecretError::WorldReadable { .. })
+        ));
         std::fs::write(&path, [7u8; 8]).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(load_or_create(&path), Err(SecretError::TooShort { .. })));
+        assert!(matches!(
+            load_or_create(&path),
+            Err(SecretError::TooShort { .. })
+        ));
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl SendLimiter {
             .max_capacity(1_000_000)
             .time_to_idle(Duration::from_secs(u64::from(DAY)))
             .build();
-        Self { logs, cfg, epoch: Instant::now() }
+        Self {
+            logs,
+            cfg,
+            epoch: Instant::now(),
+        }
     }
 
     fn secs(&self, t: Instant) -> u32 {
@@ -68,27 +72,48 @@ impl SendLimiter {
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let now_s = self.secs(now);
-        while log.day.front().is_some_and(|t| now_s.saturating_sub(*t) >= DAY) {
+        while log
+            .day
+            .front()
+            .is_some_and(|t| now_s.saturating_sub(*t) >= DAY)
+        {
             log.day.pop_front();
         }
         if let Some(last) = log.last {
             let since = now.duration_since(last);
             if since < self.cfg.cooldown {
-                return Err(Limited { window: Window::Cooldown, wait: self.cfg.cooldown - since });
+                return Err(Limited {
+                    window: Window::Cooldown,
+                    wait: self.cfg.cooldown - since,
+                });
             }
         }
-        let in_hour = log.day.iter().rev().take_while(|t| now_s - **t < HOUR).count();
+        let in_hour = log
+            .day
+            .iter()
+            .rev()
+            .take_while(|t| now_s - **t < HOUR)
+            .count();
         if in_hour >= self.cfg.per_hour as usize {
             let oldest = log.day[log.day.len() - in_hour];
-            return Err(Limited { window: Window::Hour, wait: Duration::from_secs(u64::from(oldest + HOUR - now_s)) });
+            return Err(Limited {
+                window: Window::Hour,
+                wait: Duration::from_secs(u64::from(oldest + HOUR - now_s)),
+            });
         }
         if log.day.len() >= self.cfg.per_day as usize {
             let oldest = log.day[log.day.len() - self.cfg.per_day as usize];
-            return Err(Limited { window: Window::Day, wait: Duration::from_secs(u64::from(oldest + DAY - now_s)) });
+            return Err(Limited {
+                window: Window::Day,
+                wait: Duration::from_secs(u64::from(oldest + DAY - now_s)),
+            });
         }
         let previous_last = log.last.replace(now);
         log.day.push_back(now_s);
-        Ok(Reservation { at: now_s, previous_last })
+        Ok(Reservation {
+            at: now_s,
+            previous_last,
+        })
     }
 
     /// Gives back a slot whose send failed, so the user may retry at once.
@@ -104,9 +129,13 @@ impl SendLimiter {
 
     /// How long until the cooldown allows another send.
     pub fn cooldown_left(&self, number: &[u8; 32]) -> Duration {
-        let Some(log) = self.logs.get(number) else { return Duration::ZERO };
+        let Some(log) = self.logs.get(number) else {
+            return Duration::ZERO;
+        };
         let log = log.lock().unwrap_or_else(|p| p.into_inner());
-        log.last.map_or(Duration::ZERO, |last| self.cfg.cooldown.saturating_sub(last.elapsed()))
+        log.last.map_or(Duration::ZERO, |last| {
+            self.cfg.cooldown.saturating_sub(last.elapsed())
+        })
     }
 }
 
@@ -115,7 +144,11 @@ mod tests {
     use super::*;
 
     fn limiter(cooldown: u64, per_hour: u32, per_day: u32) -> SendLimiter {
-        SendLimiter::new(LimitSettings { cooldown: Duration::from_secs(cooldown), per_hour, per_day })
+        SendLimiter::new(LimitSettings {
+            cooldown: Duration::from_secs(cooldown),
+            per_hour,
+            per_day,
+        })
     }
 
     #[test]
@@ -125,7 +158,10 @@ mod tests {
         let e = l.reserve(&[1; 32]).unwrap_err();
         assert_eq!(e.window, Window::Cooldown);
         assert!(e.wait > Duration::from_secs(58) && e.wait <= Duration::from_secs(60));
-        assert!(l.reserve(&[2; 32]).is_ok(), "another number is not affected");
+        assert!(
+            l.reserve(&[2; 32]).is_ok(),
+            "another number is not affected"
+        );
     }
 
     #[test]

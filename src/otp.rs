@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use cookie::{Cookie, CookieJar, SameSite};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
+use rand::TryRngCore;
 use rand::distr::{Distribution, Uniform};
 use rand::rngs::OsRng;
-use rand::TryRngCore;
 use subtle::ConstantTimeEq;
 
 use crate::keys::{KeyedHash, Keys};
@@ -73,7 +73,9 @@ struct Pending {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Correct,
-    Wrong { attempts_left: u32 },
+    Wrong {
+        attempts_left: u32,
+    },
     /// This guess used the last attempt, or the code was already locked.
     Locked,
     /// No live code: never sent, expired, abandoned or already used.
@@ -101,8 +103,17 @@ pub struct OtpStore {
 
 impl OtpStore {
     pub fn new(keys: &Keys, ttl: Duration, max_attempts: u32, length: u32) -> Self {
-        let entries = Cache::builder().max_capacity(2_000_000).time_to_live(ttl).build();
-        Self { entries, hasher: keys.code.clone(), ttl, max_attempts, length }
+        let entries = Cache::builder()
+            .max_capacity(2_000_000)
+            .time_to_live(ttl)
+            .build();
+        Self {
+            entries,
+            hasher: keys.code.clone(),
+            ttl,
+            max_attempts,
+            length,
+        }
     }
 
     pub fn length(&self) -> u32 {
@@ -132,7 +143,8 @@ impl OtpStore {
 
     /// Issues a fresh code for `key`, replacing any other.
     pub fn issue_new(&self, key: &[u8; 32]) -> Code {
-        self.issue(key, true).expect("a forced issue always makes a code")
+        self.issue(key, true)
+            .expect("a forced issue always makes a code")
     }
 
     fn issue(&self, key: &[u8; 32], force: bool) -> Option<Code> {
@@ -147,8 +159,13 @@ impl OtpStore {
                 return Op::Nop;
             }
             let code = generate(self.length);
-            let pending =
-                Pending { hash: self.hash(key, code.as_str()), expires: now + self.ttl, attempts: 0, state: State::Alive, message_id: None };
+            let pending = Pending {
+                hash: self.hash(key, code.as_str()),
+                expires: now + self.ttl,
+                attempts: 0,
+                state: State::Alive,
+                message_id: None,
+            };
             issued = Some(code);
             Op::Put(pending)
         });
@@ -159,7 +176,9 @@ impl OtpStore {
     pub fn is_alive_code(&self, key: &[u8; 32], code: &Code) -> bool {
         let expected = self.hash(key, code.as_str());
         self.entries.get(key).is_some_and(|p| {
-            p.state == State::Alive && p.expires > Instant::now() && bool::from(p.hash.ct_eq(&expected))
+            p.state == State::Alive
+                && p.expires > Instant::now()
+                && bool::from(p.hash.ct_eq(&expected))
         })
     }
 
@@ -181,14 +200,16 @@ impl OtpStore {
     }
 
     fn update_if(&self, key: &[u8; 32], hash: &[u8; 32], change: impl FnOnce(&mut Pending)) {
-        self.entries.entry(*key).and_compute_with(|existing| match existing {
-            Some(e) if bool::from(e.value().hash.ct_eq(hash)) => {
-                let mut p = e.into_value();
-                change(&mut p);
-                Op::Put(p)
-            }
-            _ => Op::Nop,
-        });
+        self.entries
+            .entry(*key)
+            .and_compute_with(|existing| match existing {
+                Some(e) if bool::from(e.value().hash.ct_eq(hash)) => {
+                    let mut p = e.into_value();
+                    change(&mut p);
+                    Op::Put(p)
+                }
+                _ => Op::Nop,
+            });
     }
 
     /// Checks a submitted code. Every well-formed guess at a live code
@@ -220,7 +241,9 @@ impl OtpStore {
                 p.state = State::Locked;
                 verdict = Verdict::Locked;
             } else {
-                verdict = Verdict::Wrong { attempts_left: self.max_attempts - p.attempts };
+                verdict = Verdict::Wrong {
+                    attempts_left: self.max_attempts - p.attempts,
+                };
             }
             Op::Put(p)
         });
@@ -239,11 +262,16 @@ pub fn seal(keys: &Keys, code: &Code, ttl: Duration, secure: bool) -> Cookie<'st
         .build();
     let mut jar = CookieJar::new();
     jar.private_mut(&keys.cookie).add(cookie);
-    jar.delta().next().cloned().expect("the jar holds the cookie just added")
+    jar.delta()
+        .next()
+        .cloned()
+        .expect("the jar holds the cookie just added")
 }
 
 pub fn unseal(keys: &Keys, value: &str) -> Option<Code> {
-    let plain = CookieJar::new().private(&keys.cookie).decrypt(Cookie::new(PENDING_COOKIE, value.to_string()))?;
+    let plain = CookieJar::new()
+        .private(&keys.cookie)
+        .decrypt(Cookie::new(PENDING_COOKIE, value.to_string()))?;
     Some(Code(plain.value().to_string()))
 }
 
@@ -252,7 +280,12 @@ mod tests {
     use super::*;
 
     fn store(attempts: u32) -> OtpStore {
-        OtpStore::new(&Keys::derive(&[3u8; 64]), Duration::from_secs(60), attempts, 6)
+        OtpStore::new(
+            &Keys::derive(&[3u8; 64]),
+            Duration::from_secs(60),
+            attempts,
+            6,
+        )
     }
 
     #[test]
@@ -289,11 +322,25 @@ mod tests {
     fn a_code_is_locked_after_the_last_wrong_attempt() {
         let s = store(3);
         let code = s.issue_if_none(&[1; 32]).unwrap();
-        let wrong = if code.as_str() == "000000" { "000001" } else { "000000" };
-        assert_eq!(s.verify(&[1; 32], wrong), Verdict::Wrong { attempts_left: 2 });
-        assert_eq!(s.verify(&[1; 32], wrong), Verdict::Wrong { attempts_left: 1 });
+        let wrong = if code.as_str() == "000000" {
+            "000001"
+        } else {
+            "000000"
+        };
+        assert_eq!(
+            s.verify(&[1; 32], wrong),
+            Verdict::Wrong { attempts_left: 2 }
+        );
+        assert_eq!(
+            s.verify(&[1; 32], wrong),
+            Verdict::Wrong { attempts_left: 1 }
+        );
         assert_eq!(s.verify(&[1; 32], wrong), Verdict::Locked);
-        assert_eq!(s.verify(&[1; 32], code.as_str()), Verdict::Locked, "even the right code");
+        assert_eq!(
+            s.verify(&[1; 32], code.as_str()),
+            Verdict::Locked,
+            "even the right code"
+        );
         assert_eq!(s.status(&[1; 32]), Status::Locked);
     }
 
@@ -331,7 +378,11 @@ mod tests {
     fn concurrent_wrong_guesses_are_each_counted() {
         let s = Arc::new(store(5));
         let code = s.issue_if_none(&[1; 32]).unwrap();
-        let wrong = if code.as_str() == "000000" { "000001" } else { "000000" };
+        let wrong = if code.as_str() == "000000" {
+            "000001"
+        } else {
+            "000000"
+        };
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let s = s.clone();
@@ -339,8 +390,17 @@ mod tests {
             })
             .collect();
         let verdicts: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(verdicts.iter().filter(|v| matches!(v, Verdict::Wrong { .. })).count(), 4);
-        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Locked).count(), 4);
+        assert_eq!(
+            verdicts
+                .iter()
+                .filter(|v| matches!(v, Verdict::Wrong { .. }))
+                .count(),
+            4
+        );
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == Verdict::Locked).count(),
+            4
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use askama::Template;
 use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{Response, StatusCode};
 
@@ -28,10 +28,16 @@ pub struct Notice {
 
 impl Notice {
     pub fn ok(text: impl Into<String>) -> Self {
-        Self { kind: "ok", text: text.into() }
+        Self {
+            kind: "ok",
+            text: text.into(),
+        }
     }
     pub fn error(text: impl Into<String>) -> Self {
-        Self { kind: "error", text: text.into() }
+        Self {
+            kind: "error",
+            text: text.into(),
+        }
     }
 }
 
@@ -75,7 +81,11 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response<Body> {
         Ok(text) => with_headers(status, "text/html; charset=utf-8", text),
         Err(e) => {
             tracing::error!(error = %e, "page template failed to render");
-            with_headers(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", "internal error".into())
+            with_headers(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "internal error".into(),
+            )
         }
     }
 }
@@ -85,7 +95,16 @@ pub fn error(t: &Text, err: &GateError, wants_html: bool) -> Response<Body> {
     let status = err.status();
     let message = err.public_message();
     if wants_html {
-        html(status, &MessagePage { t, app: None, title: t.error_title, message: &message, back: "/" })
+        html(
+            status,
+            &MessagePage {
+                t,
+                app: None,
+                title: t.error_title,
+                message: &message,
+                back: "/",
+            },
+        )
     } else {
         let body = serde_json::json!({ "error": err.code(), "message": message });
         with_headers(status, "application/json", body.to_string())
@@ -104,7 +123,10 @@ pub fn asset(name: &str) -> Option<Response<Body>> {
         _ => return None,
     };
     let mut res = with_headers(StatusCode::OK, kind, text.to_string());
-    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     Some(res)
 }
 

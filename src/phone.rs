@@ -4,7 +4,9 @@
 /// `+`, a country code that does not start with 0, at most 15 digits in all
 /// (ITU-T E.164 §6.1).
 pub fn is_e164(v: &str) -> bool {
-    let Some(digits) = v.strip_prefix('+') else { return false };
+    let Some(digits) = v.strip_prefix('+') else {
+        return false;
+    };
     (2..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0')

@@ -45,7 +45,11 @@ pub async fn forward(
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
     let (mut parts, incoming) = req.into_parts();
-    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::builder()
         .scheme(app.cfg.upstream.scheme.clone())
         .authority(app.cfg.upstream.authority.clone())
@@ -53,22 +57,26 @@ pub async fn forward(
         .build()
         .map_err(|_| GateError::BadRequest("the request target is not a valid path"))?;
     // HTTP/2 carries the host in :authority; the HTTP/1.1 upstream needs Host.
-    if !parts.headers.contains_key(HOST) {
-        if let Ok(host) = HeaderValue::from_str(&view.host) {
-            parts.headers.insert(HOST, host);
-        }
+    if !parts.headers.contains_key(HOST)
+        && let Ok(host) = HeaderValue::from_str(&view.host)
+    {
+        parts.headers.insert(HOST, host);
     }
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h);
     if let Some(proto) = &upgrade {
-        h.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
         h.insert(http::header::UPGRADE, proto.clone());
     }
     headers::set_forwarded(h, view);
     if let Some(user) = user {
-        let v = HeaderValue::from_str(user)
-            .map_err(|_| GateError::IdentityUnusable("the user name cannot be sent in a header".into()))?;
+        let v = HeaderValue::from_str(user).map_err(|_| {
+            GateError::IdentityUnusable("the user name cannot be sent in a header".into())
+        })?;
         h.insert(X_OTPGATE_USER, v);
     }
 
@@ -85,7 +93,9 @@ pub async fn forward(
             let (parts, _) = res.into_parts();
             return Ok(Response::from_parts(parts, body::empty()));
         }
-        return Err(GateError::BadUpstream("it switched protocols without being asked".into()));
+        return Err(GateError::BadUpstream(
+            "it switched protocols without being asked".into(),
+        ));
     }
     headers::remove_hop_by_hop(res.headers_mut());
     headers::remove_otpgate_headers(res.headers_mut());

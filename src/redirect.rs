@@ -21,7 +21,10 @@ fn is_safe(rd: &str) -> bool {
     if rd.is_empty() || rd.len() > MAX_LEN || bytes[0] != b'/' {
         return false;
     }
-    if bytes.iter().any(|b| *b == b'\\' || b.is_ascii_control() || *b == b' ') {
+    if bytes
+        .iter()
+        .any(|b| *b == b'\\' || b.is_ascii_control() || *b == b' ')
+    {
         return false;
     }
     let decoded: Vec<u8> = percent_decode(bytes);

@@ -29,7 +29,12 @@ pub fn verify_url(target: &str) -> String {
     format!("{PREFIX}verify?rd={rd}")
 }
 
-pub async fn serve(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+pub async fn serve(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     let path = &req.uri().path()[PREFIX.len()..];
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     match path {
@@ -39,10 +44,18 @@ pub async fn serve(state: &State, app: &App, view: &ClientView, req: Request<Inc
         "verify" | "resend" => Err(GateError::MethodNotAllowed),
         "health" if read_only => Ok(plain("ok\n")),
         "sandbox" if read_only => match state.provider.sandbox() {
-            Some(sandbox) => Ok(pages::html(StatusCode::OK, &SandboxPage { t: state.text, messages: sandbox.messages() })),
+            Some(sandbox) => Ok(pages::html(
+                StatusCode::OK,
+                &SandboxPage {
+                    t: state.text,
+                    messages: sandbox.messages(),
+                },
+            )),
             None => Err(GateError::NotFound),
         },
-        _ if read_only && path.starts_with("static/") => pages::asset(&path["static/".len()..]).ok_or(GateError::NotFound),
+        _ if read_only && path.starts_with("static/") => {
+            pages::asset(&path["static/".len()..]).ok_or(GateError::NotFound)
+        }
         _ => Err(GateError::NotFound),
     }
 }
@@ -64,16 +77,31 @@ struct User {
     pending: [u8; 32],
 }
 
-async fn visitor<B>(state: &State, app: &App, view: &ClientView, req: &Request<B>) -> Result<Visitor, GateError> {
-    let Some(session) = session_id(state, app, req) else { return Ok(Visitor::NotLoggedIn) };
+async fn visitor<B>(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: &Request<B>,
+) -> Result<Visitor, GateError> {
+    let Some(session) = session_id(state, app, req) else {
+        return Ok(Visitor::NotLoggedIn);
+    };
     if proven_user(state, app, req, &session).is_some() {
         return Ok(Visitor::Proven);
     }
     match &*identity::lookup(state, app, req.headers(), view, &session).await? {
         Identity::Anonymous => Ok(Visitor::NotLoggedIn),
         Identity::User { name, phone } => {
-            let pending = state.keys.pending.of(&[&(app.index as u64).to_be_bytes(), name.as_bytes()]);
-            Ok(Visitor::User(User { session, name: name.clone(), phone: phone.clone(), pending }))
+            let pending = state
+                .keys
+                .pending
+                .of(&[&(app.index as u64).to_be_bytes(), name.as_bytes()]);
+            Ok(Visitor::User(User {
+                session,
+                name: name.clone(),
+                phone: phone.clone(),
+                pending,
+            }))
         }
     }
 }
@@ -111,7 +139,12 @@ impl PageCtx<'_> {
     }
 }
 
-async fn code_page(state: &State, app: &App, view: &ClientView, req: &Request<Incoming>) -> Result<Response<Body>, GateError> {
+async fn code_page(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     let query = req.uri().query().unwrap_or("");
     let rd_raw = query_param(query, "rd").unwrap_or_default();
     let rd = redirect::sanitize(&rd_raw);
@@ -119,7 +152,9 @@ async fn code_page(state: &State, app: &App, view: &ClientView, req: &Request<In
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(rd)),
         Visitor::User(u) => u,
     };
-    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let Some(number) = usable_number(state, app, view, &user) else {
+        return Ok(no_phone(state, app));
+    };
     let page = page_ctx(state, app, rd, &user, number);
     let again = query_param(query, "m").as_deref() == Some("resent");
     if state.otp.status(&user.pending) == Status::Alive {
@@ -127,11 +162,25 @@ async fn code_page(state: &State, app: &App, view: &ClientView, req: &Request<In
         return Ok(page.render(StatusCode::OK, notice, false));
     }
     // Arriving with no live code sends one; a reload finds it alive and does not.
-    let outcome = send::code(state, app, view, &user.name, &user.pending, number, send::Mode::IfNone).await;
+    let outcome = send::code(
+        state,
+        app,
+        view,
+        &user.name,
+        &user.pending,
+        number,
+        send::Mode::IfNone,
+    )
+    .await;
     Ok(after_send(&page, outcome, view))
 }
 
-async fn resend(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+async fn resend(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     let (req, form) = read_form(req).await?;
     let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
     let user = match visitor(state, app, view, &req).await? {
@@ -139,7 +188,9 @@ async fn resend(state: &State, app: &App, view: &ClientView, req: Request<Incomi
         Visitor::User(u) => u,
     };
     check_csrf(state, app, view, &req, &user, &form)?;
-    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let Some(number) = usable_number(state, app, view, &user) else {
+        return Ok(no_phone(state, app));
+    };
     let page = page_ctx(state, app, &rd, &user, number);
     // While the code is alive the same code goes out again, so a late SMS still works.
     let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
@@ -152,13 +203,21 @@ async fn resend(state: &State, app: &App, view: &ClientView, req: Request<Incomi
     let outcome = send::code(state, app, view, &user.name, &user.pending, number, mode).await;
     if let Outcome::Sent(code) = &outcome {
         let mut res = see_other(&format!("{}&m=resent", verify_url(&rd)));
-        set_cookie(&mut res, &otp::seal(&state.keys, code, state.settings.otp.ttl, view.https));
+        set_cookie(
+            &mut res,
+            &otp::seal(&state.keys, code, state.settings.otp.ttl, view.https),
+        );
         return Ok(res);
     }
     Ok(after_send(&page, outcome, view))
 }
 
-async fn check_code(state: &State, app: &App, view: &ClientView, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+async fn check_code(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     let (req, form) = read_form(req).await?;
     let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
     let user = match visitor(state, app, view, &req).await? {
@@ -166,7 +225,9 @@ async fn check_code(state: &State, app: &App, view: &ClientView, req: Request<In
         Visitor::User(u) => u,
     };
     check_csrf(state, app, view, &req, &user, &form)?;
-    let Some(number) = usable_number(state, app, view, &user) else { return Ok(no_phone(state, app)) };
+    let Some(number) = usable_number(state, app, view, &user) else {
+        return Ok(no_phone(state, app));
+    };
     let page = page_ctx(state, app, &rd, &user, number);
     let t = state.text;
     let submitted = form.get("code").map_or("", String::as_str);
@@ -177,26 +238,56 @@ async fn check_code(state: &State, app: &App, view: &ClientView, req: Request<In
             event("otp.verified");
             let lifetime = state.settings.server.second_factor_lifetime;
             let mut res = see_other(&rd);
-            set_cookie(&mut res, &factor::issue(&state.keys, app.index, &user.name, &user.session, lifetime, view.https));
+            set_cookie(
+                &mut res,
+                &factor::issue(
+                    &state.keys,
+                    app.index,
+                    &user.name,
+                    &user.session,
+                    lifetime,
+                    view.https,
+                ),
+            );
             set_cookie(&mut res, &removal_on_prefix(view.https));
             res
         }
         Verdict::Wrong { attempts_left } => {
             event("otp.failed");
-            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.wrong_code(attempts_left))), true)
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.wrong_code(attempts_left))),
+                true,
+            )
         }
         Verdict::Locked => {
             event("otp.locked");
-            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.locked)), true)
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.locked)),
+                true,
+            )
         }
-        Verdict::NoCode => page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.expired)), false),
-        Verdict::Malformed => {
-            page.render(StatusCode::UNPROCESSABLE_ENTITY, Some(Notice::error(t.malformed_code(state.otp.length()))), true)
-        }
+        Verdict::NoCode => page.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Notice::error(t.expired)),
+            false,
+        ),
+        Verdict::Malformed => page.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Notice::error(t.malformed_code(state.otp.length()))),
+            true,
+        ),
     })
 }
 
-fn page_ctx<'a>(state: &'a State, app: &'a App, rd: &'a str, user: &User, number: &str) -> PageCtx<'a> {
+fn page_ctx<'a>(
+    state: &'a State,
+    app: &'a App,
+    rd: &'a str,
+    user: &User,
+    number: &str,
+) -> PageCtx<'a> {
     PageCtx {
         state,
         app,
@@ -213,7 +304,15 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
     match outcome {
         Outcome::Sent(code) => {
             let mut res = page.render(StatusCode::OK, None, false);
-            set_cookie(&mut res, &otp::seal(&page.state.keys, &code, page.state.settings.otp.ttl, view.https));
+            set_cookie(
+                &mut res,
+                &otp::seal(
+                    &page.state.keys,
+                    &code,
+                    page.state.settings.otp.ttl,
+                    view.https,
+                ),
+            );
             res
         }
         Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
@@ -223,22 +322,40 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
                 Window::Hour => t.wait_hour,
                 Window::Day => t.wait_day,
             };
-            let mut res = page.render(StatusCode::TOO_MANY_REQUESTS, Some(Notice::error(t.wait(template, l.wait))), false);
+            let mut res = page.render(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(Notice::error(t.wait(template, l.wait))),
+                false,
+            );
             let secs = l.wait.as_secs() + u64::from(l.wait.subsec_nanos() > 0);
-            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
             res
         }
-        Outcome::Failed => page.render(StatusCode::SERVICE_UNAVAILABLE, Some(Notice::error(t.send_failed)), false),
+        Outcome::Failed => page.render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Notice::error(t.send_failed)),
+            false,
+        ),
     }
 }
 
 /// The user's number if it is usable; logs why not otherwise.
-fn usable_number<'a>(state: &State, app: &App, view: &ClientView, user: &'a User) -> Option<&'a str> {
+fn usable_number<'a>(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    user: &'a User,
+) -> Option<&'a str> {
     let _ = state;
     match user.phone.as_deref() {
         Some(n) if phone::is_e164(n) => Some(n),
         found => {
-            let why = if found.is_some() { "is not in E.164 form (+ country code and number)" } else { "is missing" };
+            let why = if found.is_some() {
+                "is not in E.164 form (+ country code and number)"
+            } else {
+                "is missing"
+            };
             tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
             None
         }
@@ -247,7 +364,13 @@ fn usable_number<'a>(state: &State, app: &App, view: &ClientView, user: &'a User
 
 fn no_phone(state: &State, app: &App) -> Response<Body> {
     let t = state.text;
-    let page = MessagePage { t, app: Some(&app.cfg.name), title: t.title, message: t.no_phone, back: "/" };
+    let page = MessagePage {
+        t,
+        app: Some(&app.cfg.name),
+        title: t.title,
+        message: t.no_phone,
+        back: "/",
+    };
     pages::html(StatusCode::CONFLICT, &page)
 }
 
@@ -255,7 +378,10 @@ fn no_phone(state: &State, app: &App) -> Response<Body> {
 /// state: only a page of this session can know it).
 fn csrf_token(state: &State, app: &App, session: &[u8; 32]) -> String {
     use base64::Engine;
-    let mac = state.keys.csrf.of(&[&(app.index as u64).to_be_bytes(), session]);
+    let mac = state
+        .keys
+        .csrf
+        .of(&[&(app.index as u64).to_be_bytes(), session]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
 }
 
@@ -271,7 +397,9 @@ fn check_csrf<B>(
     form: &std::collections::HashMap<String, String>,
 ) -> Result<(), GateError> {
     let h = req.headers();
-    if h.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+    if h.get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
         return Err(GateError::Csrf);
     }
     if let Some(origin) = h.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -282,7 +410,11 @@ fn check_csrf<B>(
     }
     let expected = csrf_token(state, app, &user.session);
     let given = form.get("csrf").map_or("", String::as_str);
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) { Ok(()) } else { Err(GateError::Csrf) }
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(GateError::Csrf)
+    }
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
@@ -294,15 +426,22 @@ async fn read_form(
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if !is_form {
-        return Err(GateError::BadRequest("this endpoint takes a form (application/x-www-form-urlencoded)"));
+        return Err(GateError::BadRequest(
+            "this endpoint takes a form (application/x-www-form-urlencoded)",
+        ));
     }
     let bytes = Limited::new(body, MAX_FORM)
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 GateError::PayloadTooLarge
             } else {
                 GateError::BadRequest("the form could not be read")
@@ -314,7 +453,9 @@ async fn read_form(
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn see_other(location: &str) -> Response<Body> {
@@ -323,7 +464,10 @@ fn see_other(location: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(LOCATION, v);
     }
-    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     res
 }
 
@@ -342,7 +486,13 @@ fn removal_on_prefix(secure: bool) -> cookie::Cookie<'static> {
 
 fn plain(text: &'static str) -> Response<Body> {
     let mut res = Response::new(full(text));
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    res.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     res
 }

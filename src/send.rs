@@ -61,7 +61,11 @@ pub async fn code(
     let host = view.hostname();
     let origin = o.origin_bound.then_some(host.as_str());
     let body = sms::render_body(&o.message, &app.cfg.name, code.as_str(), o.ttl, origin);
-    let sms = OutgoingSms { to: number.to_string(), from: state.settings.sms.from.clone(), body };
+    let sms = OutgoingSms {
+        to: number.to_string(),
+        from: state.settings.sms.from.clone(),
+        body,
+    };
     match state.provider.send(&sms).await {
         Ok(receipt) => {
             if let Some(id) = &receipt.message_id {

@@ -32,7 +32,10 @@ pub enum StartError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot build the SMS provider's HTTP client: {0}")]
@@ -52,7 +55,9 @@ impl Gateway {
         let secret = keys::load_or_create(&settings.server.secret_file)?;
         let tls = settings.server.tls.as_ref().map(tls_acceptor).transpose()?;
         let addr = settings.server.listen;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
         let state = Arc::new(State::new(settings, &secret)?);
         if state.provider.sandbox().is_some() {
             for line in [
@@ -63,11 +68,17 @@ impl Gateway {
                 tracing::warn!("{line}");
             }
         }
-        Ok(Self { state, listener, tls })
+        Ok(Self {
+            state,
+            listener,
+            tls,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -78,7 +89,11 @@ impl Gateway {
     /// in-flight requests up to `shutdown_grace` to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let addr = self.local_addr();
-        let Gateway { state, listener, tls } = self;
+        let Gateway {
+            state,
+            listener,
+            tls,
+        } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -86,7 +101,10 @@ impl Gateway {
             .header_read_timeout(state.settings.server.header_read_timeout)
             .max_buf_size(MAX_HEAD)
             .max_headers(MAX_HEADERS);
-        builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD as u32);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD as u32);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let tls = tls.map(Arc::new);
@@ -130,26 +148,44 @@ async fn serve_connection(
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
-    let conn = Conn { peer, tls: tls.is_some() };
+    let conn = Conn {
+        peer,
+        tls: tls.is_some(),
+    };
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(gate::handle(state, conn, req).await) }
     });
     let result = match tls {
-        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+        None => {
+            watcher
+                .watch(
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned(),
+                )
+                .await
+        }
         Some(acceptor) => {
-            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            watcher
+                .watch(
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned(),
+                )
+                .await
         }
     };
     if let Err(e) = result {
@@ -162,12 +198,24 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| StartError::Tls(format!("{}: cannot read certificates: {e}", files.cert.display())))?;
+        .map_err(|e| {
+            StartError::Tls(format!(
+                "{}: cannot read certificates: {e}",
+                files.cert.display()
+            ))
+        })?;
     if certs.is_empty() {
-        return Err(StartError::Tls(format!("{}: no certificate found", files.cert.display())));
+        return Err(StartError::Tls(format!(
+            "{}: no certificate found",
+            files.cert.display()
+        )));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| StartError::Tls(format!("{}: cannot read the private key: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        StartError::Tls(format!(
+            "{}: cannot read the private key: {e}",
+            files.key.display()
+        ))
+    })?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)

@@ -22,7 +22,11 @@ impl App {
     /// dot-segments or encoded separators never bypasses: the app might
     /// normalise "/static/../admin" into a protected path.
     pub fn bypasses(&self, path: &str) -> bool {
-        self.cfg.bypass.iter().any(|prefix| path.starts_with(prefix.as_str())) && !is_ambiguous_path(path)
+        self.cfg
+            .bypass
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+            && !is_ambiguous_path(path)
     }
 }
 
@@ -53,7 +57,11 @@ impl State {
             .apps
             .iter()
             .enumerate()
-            .map(|(index, cfg)| App { index, cfg: cfg.clone(), identities: identity::new_cache(cfg.userinfo_cache) })
+            .map(|(index, cfg)| App {
+                index,
+                cfg: cfg.clone(),
+                identities: identity::new_cache(cfg.userinfo_cache),
+            })
             .collect();
         let o = &settings.otp;
         Ok(Self {
@@ -84,7 +92,13 @@ mod tests {
 
     #[test]
     fn dot_segments_and_encoded_separators_are_ambiguous() {
-        for p in ["/static/../admin", "/static/%2e%2e/admin", "/static/..%2Fadmin", "/static\\..\\admin", "/static/./x"] {
+        for p in [
+            "/static/../admin",
+            "/static/%2e%2e/admin",
+            "/static/..%2Fadmin",
+            "/static\\..\\admin",
+            "/static/./x",
+        ] {
             assert!(is_ambiguous_path(p), "{p}");
         }
         assert!(!is_ambiguous_path("/static/app.css"));

@@ -75,11 +75,18 @@ impl Text {
     }
 
     pub fn malformed_code(&self, length: u32) -> String {
-        format!("{} {length}-{}", self.malformed_code_before, self.malformed_code_after)
+        format!(
+            "{} {length}-{}",
+            self.malformed_code_before, self.malformed_code_after
+        )
     }
 
     pub fn sent_to(&self, masked: &str, again: bool) -> String {
-        let t = if again { self.code_resent } else { self.code_sent };
+        let t = if again {
+            self.code_resent
+        } else {
+            self.code_sent
+        };
         t.replace("{number}", masked)
     }
 
@@ -97,7 +104,11 @@ pub fn human_wait(d: Duration) -> String {
         91..=5400 => (secs.div_ceil(60), "minute"),
         _ => (secs.div_ceil(3600), "hour"),
     };
-    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 #[cfg(test)]

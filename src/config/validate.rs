@@ -45,10 +45,19 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
 impl Ctx<'_> {
     fn line_of(&self, span: &Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
-    fn err(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> ConfigError {
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
             line: span.map(|s| self.line_of(&s)),
@@ -64,7 +73,11 @@ impl Ctx<'_> {
     fn duration(&self, v: &Option<S<String>>, key: &str, default: Duration) -> Result<Duration> {
         let Some(v) = v else { return Ok(default) };
         humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
-            self.at(v, key, format!("{e}; write a duration such as \"30s\", \"5m\" or \"12h\""))
+            self.at(
+                v,
+                key,
+                format!("{e}; write a duration such as \"30s\", \"5m\" or \"12h\""),
+            )
         })
     }
 
@@ -91,14 +104,24 @@ impl Ctx<'_> {
         Ok(d)
     }
 
-    fn int(&self, v: &Option<S<i64>>, key: &str, default: u32, range: RangeInclusive<u32>) -> Result<u32> {
+    fn int(
+        &self,
+        v: &Option<S<i64>>,
+        key: &str,
+        default: u32,
+        range: RangeInclusive<u32>,
+    ) -> Result<u32> {
         let Some(v) = v else { return Ok(default) };
         let n = *v.get_ref();
         if n < i64::from(*range.start()) || n > i64::from(*range.end()) {
             return Err(self.at(
                 v,
                 key,
-                format!("{n} is out of range; use a whole number from {} to {}", range.start(), range.end()),
+                format!(
+                    "{n} is out of range; use a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
             ));
         }
         Ok(n as u32)
@@ -106,7 +129,11 @@ impl Ctx<'_> {
 
     fn path(&self, v: &str) -> PathBuf {
         let p = Path::new(v);
-        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     fn settings(&self, raw: RawConfig) -> Result<Settings> {
@@ -143,7 +170,13 @@ impl Ctx<'_> {
             .map(|a| self.app(a))
             .collect::<Result<Vec<_>>>()?;
         self.distinct_hosts(&raw.apps, &apps)?;
-        Ok(Settings { server, otp, limits, sms, apps })
+        Ok(Settings {
+            server,
+            otp,
+            limits,
+            sms,
+            apps,
+        })
     }
 
     fn server(&self, raw: &RawConfig) -> Result<ServerSettings> {
@@ -151,7 +184,11 @@ impl Ctx<'_> {
         let listen = match &s.listen {
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
             Some(v) => v.get_ref().parse().map_err(|_| {
-                self.at(v, "server.listen", "not an address; write host and port, e.g. \"127.0.0.1:8000\" or \"[::]:443\"")
+                self.at(
+                    v,
+                    "server.listen",
+                    "not an address; write host and port, e.g. \"127.0.0.1:8000\" or \"[::]:443\"",
+                )
             })?,
         };
         let trusted_proxies = s
@@ -161,27 +198,70 @@ impl Ctx<'_> {
                 let t = v.get_ref().trim();
                 t.parse::<IpNet>()
                     .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| self.at(v, "server.trusted_proxies", format!("{t:?} is not an IP address or CIDR range such as \"10.0.0.0/8\"")))
+                    .map_err(|_| {
+                        self.at(
+                            v,
+                            "server.trusted_proxies",
+                            format!(
+                                "{t:?} is not an IP address or CIDR range such as \"10.0.0.0/8\""
+                            ),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         let tls = match (&s.tls_cert, &s.tls_key) {
             (None, None) => None,
-            (Some(c), Some(k)) => Some(TlsFiles { cert: self.path(c.get_ref()), key: self.path(k.get_ref()) }),
-            (Some(v), None) => return Err(self.at(v, "server.tls_cert", "needs server.tls_key as well")),
-            (None, Some(v)) => return Err(self.at(v, "server.tls_key", "needs server.tls_cert as well")),
+            (Some(c), Some(k)) => Some(TlsFiles {
+                cert: self.path(c.get_ref()),
+                key: self.path(k.get_ref()),
+            }),
+            (Some(v), None) => {
+                return Err(self.at(v, "server.tls_cert", "needs server.tls_key as well"));
+            }
+            (None, Some(v)) => {
+                return Err(self.at(v, "server.tls_key", "needs server.tls_cert as well"));
+            }
         };
-        let secret_file = s.secret_file.as_ref().map_or("otpgate.key", |v| v.get_ref().as_str());
+        let secret_file = s
+            .secret_file
+            .as_ref()
+            .map_or("otpgate.key", |v| v.get_ref().as_str());
         let secs = Duration::from_secs;
         Ok(ServerSettings {
             listen,
             secret_file: self.path(secret_file),
             trusted_proxies,
             tls,
-            second_factor_lifetime: self.bounded(&s.second_factor_lifetime, "server.second_factor_lifetime", secs(12 * 3600), secs(60)..=secs(90 * 86400))?,
-            connect_timeout: self.bounded(&s.connect_timeout, "server.connect_timeout", secs(5), Duration::from_millis(10)..=secs(300))?,
-            upstream_timeout: self.bounded(&s.upstream_timeout, "server.upstream_timeout", secs(60), Duration::from_millis(10)..=secs(3600))?,
-            header_read_timeout: self.bounded(&s.header_read_timeout, "server.header_read_timeout", secs(10), Duration::from_millis(100)..=secs(300))?,
-            shutdown_grace: self.bounded(&s.shutdown_grace, "server.shutdown_grace", secs(10), Duration::ZERO..=secs(600))?,
+            second_factor_lifetime: self.bounded(
+                &s.second_factor_lifetime,
+                "server.second_factor_lifetime",
+                secs(12 * 3600),
+                secs(60)..=secs(90 * 86400),
+            )?,
+            connect_timeout: self.bounded(
+                &s.connect_timeout,
+                "server.connect_timeout",
+                secs(5),
+                Duration::from_millis(10)..=secs(300),
+            )?,
+            upstream_timeout: self.bounded(
+                &s.upstream_timeout,
+                "server.upstream_timeout",
+                secs(60),
+                Duration::from_millis(10)..=secs(3600),
+            )?,
+            header_read_timeout: self.bounded(
+                &s.header_read_timeout,
+                "server.header_read_timeout",
+                secs(10),
+                Duration::from_millis(100)..=secs(300),
+            )?,
+            shutdown_grace: self.bounded(
+                &s.shutdown_grace,
+                "server.shutdown_grace",
+                secs(10),
+                Duration::ZERO..=secs(600),
+            )?,
         })
     }
 
@@ -190,14 +270,23 @@ impl Ctx<'_> {
         let message = match &o.message {
             None => DEFAULT_MESSAGE.to_string(),
             Some(m) if !m.get_ref().contains("{code}") => {
-                return Err(self.at(m, "otp.message", "must contain {code}, or the user never sees the code"));
+                return Err(self.at(
+                    m,
+                    "otp.message",
+                    "must contain {code}, or the user never sees the code",
+                ));
             }
             Some(m) => m.get_ref().clone(),
         };
         Ok(OtpSettings {
             length: self.int(&o.length, "otp.length", 6, 6..=10)?,
             // NIST SP 800-63B §5.1.3.2: an out-of-band secret is valid for at most 10 minutes.
-            ttl: self.bounded(&o.ttl, "otp.ttl", Duration::from_secs(300), Duration::from_secs(1)..=Duration::from_secs(600))?,
+            ttl: self.bounded(
+                &o.ttl,
+                "otp.ttl",
+                Duration::from_secs(300),
+                Duration::from_secs(1)..=Duration::from_secs(600),
+            )?,
             max_attempts: self.int(&o.max_attempts, "otp.max_attempts", 5, 1..=20)?,
             message,
             origin_bound: o.origin_bound.unwrap_or(true),
@@ -215,7 +304,11 @@ impl Ctx<'_> {
                 ProviderSettings::Didfarm(self.didfarm(d)?)
             }
             other => {
-                return Err(self.at(&raw.provider, "sms.provider", format!("unknown provider {other:?}; use \"didfarm\" or \"sandbox\"")));
+                return Err(self.at(
+                    &raw.provider,
+                    "sms.provider",
+                    format!("unknown provider {other:?}; use \"didfarm\" or \"sandbox\""),
+                ));
             }
         };
         let from = match (&raw.from, &provider) {
@@ -227,14 +320,28 @@ impl Ctx<'_> {
                 v.to_string()
             }
             (None, ProviderSettings::Sandbox) => "otpgate".to_string(),
-            (None, _) => return Err(self.at(sms, "sms.from", "missing; set the sending number (\"+31201234567\") or sender ID (\"YourBrand\")")),
+            (None, _) => return Err(self.at(
+                sms,
+                "sms.from",
+                "missing; set the sending number (\"+31201234567\") or sender ID (\"YourBrand\")",
+            )),
         };
         let secs = Duration::from_secs;
         Ok(SmsSettings {
             provider,
             from,
-            timeout: self.bounded(&raw.timeout, "sms.timeout", secs(10), Duration::from_millis(10)..=secs(120))?,
-            connect_timeout: self.bounded(&raw.connect_timeout, "sms.connect_timeout", secs(5), Duration::from_millis(10)..=secs(60))?,
+            timeout: self.bounded(
+                &raw.timeout,
+                "sms.timeout",
+                secs(10),
+                Duration::from_millis(10)..=secs(120),
+            )?,
+            connect_timeout: self.bounded(
+                &raw.connect_timeout,
+                "sms.connect_timeout",
+                secs(5),
+                Duration::from_millis(10)..=secs(60),
+            )?,
         })
     }
 
@@ -248,7 +355,11 @@ impl Ctx<'_> {
                     matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
                 });
                 if !ok {
-                    return Err(self.at(u, "sms.didfarm.base_url", format!("{v:?} is not an http(s) URL; write e.g. \"https://didfarm.com\"")));
+                    return Err(self.at(
+                        u,
+                        "sms.didfarm.base_url",
+                        format!("{v:?} is not an http(s) URL; write e.g. \"https://didfarm.com\""),
+                    ));
                 }
                 v.to_string()
             }
@@ -260,7 +371,11 @@ impl Ctx<'_> {
             &raw.api_key_env,
             &raw.api_key_file,
         )?;
-        Ok(DidfarmSettings { base_url, api_key, test_mode: raw.test_mode })
+        Ok(DidfarmSettings {
+            base_url,
+            api_key,
+            test_mode: raw.test_mode,
+        })
     }
 
     /// A secret given inline, by environment variable (`*_env`) or by file (`*_file`): exactly one.
@@ -295,7 +410,11 @@ impl Ctx<'_> {
         let a = app.get_ref();
         let name = a.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(self.at(&a.name, "apps.name", "is empty; give the name users know the app by"));
+            return Err(self.at(
+                &a.name,
+                "apps.name",
+                "is empty; give the name users know the app by",
+            ));
         }
         let host = match a.host.as_ref() {
             None => HostMatch::Any,
@@ -303,7 +422,8 @@ impl Ctx<'_> {
             Some(h) => {
                 let v = h.get_ref().trim().to_ascii_lowercase();
                 let ok = !v.is_empty()
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
                 if !ok {
                     return Err(self.at(h, "apps.host", format!("{v:?} is not a host name; write it without scheme or port, e.g. \"crm.example.com\", or \"*\" for any")));
                 }
@@ -316,7 +436,11 @@ impl Ctx<'_> {
             return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?} is not a cookie name (RFC 6265 §4.1.1: letters, digits and !#$%&'*+-.^_`|~)")));
         }
         if RESERVED_COOKIES.contains(&cookie) {
-            return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?} is otpgate's own cookie; name the app's session cookie")));
+            return Err(self.at(
+                &a.session_cookie,
+                "apps.session_cookie",
+                format!("{cookie:?} is otpgate's own cookie; name the app's session cookie"),
+            ));
         }
         let userinfo_path = a
             .userinfo_path
@@ -324,19 +448,37 @@ impl Ctx<'_> {
             .parse::<PathAndQuery>()
             .ok()
             .filter(|p| p.as_str().starts_with('/'))
-            .ok_or_else(|| self.at(&a.userinfo_path, "apps.userinfo_path", "must be a path on the app starting with \"/\", e.g. \"/api/me\""))?;
+            .ok_or_else(|| {
+                self.at(
+                    &a.userinfo_path,
+                    "apps.userinfo_path",
+                    "must be a path on the app starting with \"/\", e.g. \"/api/me\"",
+                )
+            })?;
         let user_pointer = self.pointer(&a.user_pointer, "apps.user_pointer")?;
-        let phone_pointer = a.phone_pointer.as_ref().map(|p| self.pointer(p, "apps.phone_pointer")).transpose()?;
+        let phone_pointer = a
+            .phone_pointer
+            .as_ref()
+            .map(|p| self.pointer(p, "apps.phone_pointer"))
+            .transpose()?;
         let bypass = a
             .bypass
             .iter()
             .map(|b| {
                 let v = b.get_ref();
                 if !v.starts_with('/') {
-                    return Err(self.at(b, "apps.bypass", format!("{v:?} must be a path prefix starting with \"/\"")));
+                    return Err(self.at(
+                        b,
+                        "apps.bypass",
+                        format!("{v:?} must be a path prefix starting with \"/\""),
+                    ));
                 }
                 if v.starts_with(crate::routes::PREFIX) {
-                    return Err(self.at(b, "apps.bypass", "the gateway's own /.otpgate/ paths cannot be bypassed"));
+                    return Err(self.at(
+                        b,
+                        "apps.bypass",
+                        "the gateway's own /.otpgate/ paths cannot be bypassed",
+                    ));
                 }
                 Ok(v.clone())
             })
@@ -358,22 +500,38 @@ impl Ctx<'_> {
             phone_pointer,
             bypass,
             users,
-            userinfo_cache: self.bounded(&a.userinfo_cache, "apps.userinfo_cache", Duration::from_secs(60), Duration::ZERO..=Duration::from_secs(3600))?,
+            userinfo_cache: self.bounded(
+                &a.userinfo_cache,
+                "apps.userinfo_cache",
+                Duration::from_secs(60),
+                Duration::ZERO..=Duration::from_secs(3600),
+            )?,
         })
     }
 
     fn upstream(&self, v: &S<String>) -> Result<Upstream> {
         let text = v.get_ref().trim();
-        let bad = |why: &str| self.at(v, "apps.upstream", format!("{text:?} {why}; write e.g. \"http://127.0.0.1:8080\""));
+        let bad = |why: &str| {
+            self.at(
+                v,
+                "apps.upstream",
+                format!("{text:?} {why}; write e.g. \"http://127.0.0.1:8080\""),
+            )
+        };
         let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
         if uri.scheme() != Some(&Scheme::HTTP) {
-            return Err(bad("must use http:// (TLS to the upstream is not supported yet)"));
+            return Err(bad(
+                "must use http:// (TLS to the upstream is not supported yet)",
+            ));
         }
         let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
         if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
             return Err(bad("must not have a path"));
         }
-        Ok(Upstream { scheme: Scheme::HTTP, authority })
+        Ok(Upstream {
+            scheme: Scheme::HTTP,
+            authority,
+        })
     }
 
     fn pointer(&self, v: &S<String>, key: &str) -> Result<String> {
@@ -391,15 +549,27 @@ impl Ctx<'_> {
             users: HashMap<String, S<String>>,
         }
         let path = self.path(f.get_ref());
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| self.at(f, "apps.users_file", format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.at(
+                f,
+                "apps.users_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         let file = path.display().to_string();
-        let inner = Ctx { file: &file, text: &text, base: self.base };
+        let inner = Ctx {
+            file: &file,
+            text: &text,
+            base: self.base,
+        };
         let parsed: UsersFile = toml::from_str(&text).map_err(|e| ConfigError {
             file: file.clone(),
             line: e.span().map(|s| inner.line_of(&s)),
             key: String::new(),
-            message: format!("{}; the file holds a [users] table of user = \"+E164\"", e.message().trim_end()),
+            message: format!(
+                "{}; the file holds a [users] table of user = \"+E164\"",
+                e.message().trim_end()
+            ),
         })?;
         parsed
             .users
@@ -417,7 +587,11 @@ impl Ctx<'_> {
     fn distinct_hosts(&self, raw: &[S<RawApp>], apps: &[AppSettings]) -> Result<()> {
         for (i, app) in apps.iter().enumerate() {
             if apps[..i].iter().any(|other| other.host == app.host) {
-                return Err(self.at(&raw[i], "apps.host", "another [[apps]] table already serves this host; each host goes to one app"));
+                return Err(self.at(
+                    &raw[i],
+                    "apps.host",
+                    "another [[apps]] table already serves this host; each host goes to one app",
+                ));
             }
         }
         Ok(())

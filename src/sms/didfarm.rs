@@ -38,7 +38,11 @@ struct AnswerData {
 }
 
 impl Didfarm {
-    pub fn new(s: &DidfarmSettings, timeout: Duration, connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        s: &DidfarmSettings,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(connect_timeout)
@@ -59,7 +63,11 @@ impl Didfarm {
             .client
             .post(&self.url)
             .bearer_auth(&self.api_key.0)
-            .json(&SmsRequest { from: &sms.from, to: &sms.to, body: &sms.body });
+            .json(&SmsRequest {
+                from: &sms.from,
+                to: &sms.to,
+                body: &sms.body,
+            });
         if self.test_mode {
             req = req.header("X-DIDfarm-Test", "true");
         }
@@ -67,10 +75,16 @@ impl Didfarm {
         let status = res.status();
         let bytes = res.bytes().await?;
         if !status.is_success() {
-            return Err(SendError::Rejected { status: status.as_u16(), detail: detail(&bytes, &sms.body) });
+            return Err(SendError::Rejected {
+                status: status.as_u16(),
+                detail: detail(&bytes, &sms.body),
+            });
         }
-        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| SendError::BadAnswer(e.to_string()))?;
-        Ok(Receipt { message_id: answer.data.message_id })
+        let answer: Answer =
+            serde_json::from_slice(&bytes).map_err(|e| SendError::BadAnswer(e.to_string()))?;
+        Ok(Receipt {
+            message_id: answer.data.message_id,
+        })
     }
 }
 
@@ -86,10 +100,18 @@ fn detail(bytes: &[u8], body: &str) -> String {
                 .find_map(|p| v.pointer(p).and_then(|m| m.as_str()).map(str::to_string))
         })
         .unwrap_or_default();
-    if reason.is_empty() || body.split_whitespace().any(|w| w.len() >= 6 && reason.contains(w)) {
+    if reason.is_empty()
+        || body
+            .split_whitespace()
+            .any(|w| w.len() >= 6 && reason.contains(w))
+    {
         return String::new();
     }
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(DETAIL_MAX).collect();
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(DETAIL_MAX)
+        .collect();
     format!(": {reason}")
 }
 
@@ -100,8 +122,14 @@ mod tests {
     #[test]
     fn an_error_reason_that_echoes_the_message_is_dropped() {
         let body = "Your code is 123456.";
-        assert_eq!(detail(br#"{"error":{"message":"invalid number"}}"#, body), ": invalid number");
-        assert_eq!(detail(br#"{"message":"bad body: Your code is 123456."}"#, body), "");
+        assert_eq!(
+            detail(br#"{"error":{"message":"invalid number"}}"#, body),
+            ": invalid number"
+        );
+        assert_eq!(
+            detail(br#"{"message":"bad body: Your code is 123456."}"#, body),
+            ""
+        );
         assert_eq!(detail(b"not json", body), "");
     }
 }

@@ -55,7 +55,9 @@ pub enum Provider {
 impl Provider {
     pub fn from_settings(s: &SmsSettings) -> Result<Self, reqwest::Error> {
         Ok(match &s.provider {
-            ProviderSettings::Didfarm(d) => Self::Didfarm(Didfarm::new(d, s.timeout, s.connect_timeout)?),
+            ProviderSettings::Didfarm(d) => {
+                Self::Didfarm(Didfarm::new(d, s.timeout, s.connect_timeout)?)
+            }
             ProviderSettings::Sandbox => Self::Sandbox(Sandbox::default()),
         })
     }
@@ -87,7 +89,13 @@ impl Provider {
 /// `@host #code` (WICG sms-one-time-codes §2: the last line, host without
 /// port, no trailing newline) that lets WebOTP and iOS AutoFill offer the
 /// code on that site only.
-pub fn render_body(template: &str, app: &str, code: &str, ttl: Duration, origin_host: Option<&str>) -> String {
+pub fn render_body(
+    template: &str,
+    app: &str,
+    code: &str,
+    ttl: Duration,
+    origin_host: Option<&str>,
+) -> String {
     let minutes = ttl.as_secs().div_ceil(60).max(1);
     let mut body = template
         .replace("{app}", app)
@@ -110,13 +118,28 @@ mod tests {
 
     #[test]
     fn the_origin_bound_line_is_last_and_has_no_trailing_newline() {
-        let body = render_body(crate::config::DEFAULT_MESSAGE, "Acme", "747723", Duration::from_secs(300), Some("acme.example"));
-        assert_eq!(body, "Your Acme verification code is 747723. It expires in 5 minutes.\n\n@acme.example #747723");
+        let body = render_body(
+            crate::config::DEFAULT_MESSAGE,
+            "Acme",
+            "747723",
+            Duration::from_secs(300),
+            Some("acme.example"),
+        );
+        assert_eq!(
+            body,
+            "Your Acme verification code is 747723. It expires in 5 minutes.\n\n@acme.example #747723"
+        );
     }
 
     #[test]
     fn without_a_host_the_message_is_the_template_alone() {
-        let body = render_body("{code} for {app}\n", "A", "123456", Duration::from_secs(90), None);
+        let body = render_body(
+            "{code} for {app}\n",
+            "A",
+            "123456",
+            Duration::from_secs(90),
+            None,
+        );
         assert_eq!(body, "123456 for A");
     }
 }

@@ -27,18 +27,34 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn send(&self, sms: &OutgoingSms) -> Receipt {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let id = format!("sandbox_{n}");
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let msg = SandboxMessage { id: id.clone(), at, to: phone::mask(&sms.to), from: sms.from.clone(), body: sms.body.clone() };
+        let msg = SandboxMessage {
+            id: id.clone(),
+            at,
+            to: phone::mask(&sms.to),
+            from: sms.from.clone(),
+            body: sms.body.clone(),
+        };
         let mut list = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         list.push_front(msg);
         list.truncate(KEEP);
-        Receipt { message_id: Some(id) }
+        Receipt {
+            message_id: Some(id),
+        }
     }
 
     /// The kept messages, newest first.
     pub fn messages(&self) -> Vec<SandboxMessage> {
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
