@@ -157,7 +157,8 @@ async fn code_page(
     };
     let page = page_ctx(state, app, rd, &user, number);
     let again = query_param(query, "m").as_deref() == Some("resent");
-    if state.otp.status(&user.pending) == Status::Alive {
+    // A HEAD (a link checker, a prefetch probe) never sends a message.
+    if state.otp.status(&user.pending) == Status::Alive || req.method() == Method::HEAD {
         let notice = again.then(|| Notice::ok(state.text.sent_to(&page.masked, true)));
         return Ok(page.render(StatusCode::OK, notice, false));
     }

@@ -41,7 +41,7 @@ pub const EN: Text = Text {
     intro: "Enter the code we sent by text message.",
     code_label: "Verification code",
     verify_button: "Verify",
-    resend_button: "Send a new code",
+    resend_button: "Resend code",
     resend_in_before: "You can ask for a new code in",
     resend_in_after: "seconds.",
     resend_ready: "Didn't get it? You can ask for a new code now.",
