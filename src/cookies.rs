@@ -51,6 +51,24 @@ pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
+/// Joins several `Cookie` fields into one: HTTP/2 may split cookies into
+/// separate fields, and RFC 9113 §8.2.3 requires them joined with "; "
+/// before they go on over HTTP/1.1, where many apps read only one field.
+pub fn merge_fields(headers: &mut HeaderMap) {
+    let mut fields = headers.get_all(COOKIE).iter();
+    if fields.next().is_none() || fields.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, v);
+    }
+}
+
 /// Whether the response deletes the cookie `name` (RFC 6265 §3.1: an empty
 /// value, `Max-Age` ≤ 0, or an `Expires` in the past).
 pub fn response_deletes(headers: &HeaderMap, name: &str) -> bool {
@@ -125,6 +143,17 @@ mod tests {
         strip(&mut h, &["otpgate", "otpgate_pending"]);
         assert_eq!(h.get_all(COOKIE).iter().count(), 1);
         assert_eq!(h[COOKIE], "a=1; b=2");
+    }
+
+    #[test]
+    fn split_cookie_fields_are_joined_into_one() {
+        let mut h = req(&["a=1", "b=2; c=3"]);
+        merge_fields(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(h[COOKIE], "a=1; b=2; c=3");
+        let mut single = req(&["a=1"]);
+        merge_fields(&mut single);
+        assert_eq!(single[COOKIE], "a=1");
     }
 
     #[test]

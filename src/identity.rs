@@ -11,10 +11,10 @@ use http::header::{ACCEPT, COOKIE, HOST, HeaderValue, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Limited};
 
-use crate::body;
 use crate::error::GateError;
 use crate::headers::{self, ClientView};
 use crate::state::{App, State};
+use crate::{body, cookies};
 
 /// Largest who-am-I answer read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -84,6 +84,7 @@ async fn fetch(
     for cookie in req_headers.get_all(COOKIE) {
         h.append(COOKIE, cookie.clone());
     }
+    cookies::merge_fields(h);
     if let Ok(host) = HeaderValue::from_str(&view.host) {
         h.insert(HOST, host);
     }

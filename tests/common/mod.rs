@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 
 pub type TestBody = BoxBody<Bytes, std::io::Error>;
 
+/// The fake app's sessions: token → (user, phone).
+pub type Sessions = HashMap<String, (String, Option<String>)>;
+
 fn full(b: impl Into<Bytes>) -> TestBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
@@ -31,7 +34,9 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
@@ -57,7 +62,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 }
 
@@ -67,7 +75,7 @@ impl Seen {
 pub struct FakeApp {
     pub addr: Option<SocketAddr>,
     /// session token → (user, phone)
-    pub sessions: Arc<Mutex<HashMap<String, (String, Option<String>)>>>,
+    pub sessions: Arc<Mutex<Sessions>>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub me_calls: Arc<AtomicU64>,
     /// Extra Set-Cookie headers to send on every response.
@@ -96,7 +104,10 @@ impl FakeApp {
     /// Logs `user` in and returns the session cookie value.
     pub fn login(&self, user: &str, phone: Option<&str>) -> String {
         let token = format!("sess-{user}-{}", rand_suffix());
-        self.sessions.lock().unwrap().insert(token.clone(), (user.into(), phone.map(Into::into)));
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(token.clone(), (user.into(), phone.map(Into::into)));
         token
     }
 
@@ -106,7 +117,13 @@ impl FakeApp {
 
     /// Requests that reached the app, excluding who-am-I calls.
     pub fn hits(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().iter().filter(|s| s.path != "/api/me").cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path != "/api/me")
+            .cloned()
+            .collect()
     }
 
     pub fn hits_on(&self, path: &str) -> usize {
@@ -116,10 +133,17 @@ impl FakeApp {
     async fn handle(&self, mut req: Request<Incoming>) -> Response<TestBody> {
         let mut headers: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in req.headers() {
-            headers.entry(k.as_str().to_string()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into());
+            headers
+                .entry(k.as_str().to_string())
+                .or_default()
+                .push(String::from_utf8_lossy(v.as_bytes()).into());
         }
         let path = req.uri().path().to_string();
-        self.seen.lock().unwrap().push(Seen { method: req.method().to_string(), path: path.clone(), headers: headers.clone() });
+        self.seen.lock().unwrap().push(Seen {
+            method: req.method().to_string(),
+            path: path.clone(),
+            headers: headers.clone(),
+        });
         let session = headers
             .get("cookie")
             .into_iter()
@@ -128,12 +152,16 @@ impl FakeApp {
             .filter_map(|p| p.trim().strip_prefix("sessionid="))
             .map(str::to_string)
             .next();
-        let who = session.as_ref().and_then(|s| self.sessions.lock().unwrap().get(s).cloned());
+        let who = session
+            .as_ref()
+            .and_then(|s| self.sessions.lock().unwrap().get(s).cloned());
         let mut res = match (req.method().clone(), path.as_str()) {
             (Method::GET, "/api/me") => {
                 self.me_calls.fetch_add(1, Ordering::SeqCst);
                 match who {
-                    Some((user, phone)) => json(200, serde_json::json!({ "username": user, "phone": phone })),
+                    Some((user, phone)) => {
+                        json(200, serde_json::json!({ "username": user, "phone": phone }))
+                    }
                     None => json(401, serde_json::json!({ "error": "login required" })),
                 }
             }
@@ -142,12 +170,23 @@ impl FakeApp {
                     self.logout(s);
                 }
                 let mut r = text(200, "bye");
-                r.headers_mut().append("set-cookie", "sessionid=; Path=/; Max-Age=0".parse().unwrap());
+                r.headers_mut().append(
+                    "set-cookie",
+                    "sessionid=; Path=/; Max-Age=0".parse().unwrap(),
+                );
                 r
             }
             (_, "/echo") => {
-                let body = req.body_mut().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                json(200, serde_json::json!({ "method": req.method().as_str(), "headers": headers, "body_len": body.len() }))
+                let body = req
+                    .body_mut()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                json(
+                    200,
+                    serde_json::json!({ "method": req.method().as_str(), "headers": headers, "body_len": body.len() }),
+                )
             }
             (Method::POST, "/upload") => {
                 // Counts the body as it streams in, never holding it whole.
@@ -162,10 +201,17 @@ impl FakeApp {
                 text(200, &total.to_string())
             }
             (Method::GET, "/big") => {
-                let n: usize = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|n| n.parse().ok()).unwrap_or(1 << 20);
+                let n: usize = req
+                    .uri()
+                    .query()
+                    .and_then(|q| q.strip_prefix("n="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1 << 20);
                 let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
                 let chunks = n / chunk.len();
-                let stream = futures_util::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))));
+                let stream = futures_util::stream::iter(
+                    (0..chunks).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
+                );
                 Response::new(StreamBody::new(stream).boxed())
             }
             (Method::GET, "/slow") => {
@@ -179,7 +225,10 @@ impl FakeApp {
             res.headers_mut().append("set-cookie", c.parse().unwrap());
         }
         for (name, value) in self.response_headers.lock().unwrap().iter() {
-            res.headers_mut().append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            res.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
         }
         res
     }
@@ -187,12 +236,16 @@ impl FakeApp {
 
 /// Accepts a WebSocket upgrade and echoes every message.
 fn websocket_echo(mut req: Request<Incoming>) -> Response<TestBody> {
-    let Some(key) = req.headers().get("sec-websocket-key").cloned() else { return text(400, "not a websocket request") };
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return text(400, "not a websocket request");
+    };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         use futures_util::{SinkExt, StreamExt};
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -200,10 +253,8 @@ fn websocket_echo(mut req: Request<Incoming>) -> Response<TestBody> {
         )
         .await;
         while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_text() || msg.is_binary() {
-                if ws.send(msg).await.is_err() {
-                    break;
-                }
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
             }
         }
     });
@@ -219,7 +270,8 @@ fn websocket_echo(mut req: Request<Incoming>) -> Response<TestBody> {
 fn json(status: u16, v: serde_json::Value) -> Response<TestBody> {
     let mut r = Response::new(full(v.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     r
 }
 
@@ -257,7 +309,12 @@ impl Received {
 
     /// The code in the message: the digits after the last '#'.
     pub fn code(&self) -> String {
-        self.body().rsplit('#').next().unwrap_or("").trim().to_string()
+        self.body()
+            .rsplit('#')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
     }
 }
 
@@ -302,7 +359,11 @@ impl FakeDidfarm {
             }
         })
         .await;
-        Self { addr, mode, received }
+        Self {
+            addr,
+            mode,
+            received,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -318,7 +379,12 @@ impl FakeDidfarm {
     }
 
     pub fn last(&self) -> Received {
-        self.received.lock().unwrap().last().cloned().expect("a message was sent")
+        self.received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a message was sent")
     }
 }
 
@@ -385,14 +451,23 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let text = config_text(&app.url(), &sms.url(), dir.path(), "");
         let text = format!("{tables}\n{text}");
-        let settings = otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
-        let gw = otpgate::Gateway::bind(settings).await.expect("gateway binds");
+        let settings =
+            otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
+        let gw = otpgate::Gateway::bind(settings)
+            .await
+            .expect("gateway binds");
         let addr = gw.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(gw.serve(async move {
             let _ = rx.await;
         }));
-        Env { app, sms, addr, dir, shutdown: Some(tx) }
+        Env {
+            app,
+            sms,
+            addr,
+            dir,
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -413,10 +488,17 @@ impl Env {
         self.logged_in_with_phone(user, Some("+31612345678"))
     }
 
-    pub fn logged_in_with_phone(&self, user: &str, phone: Option<&str>) -> (reqwest::Client, String) {
+    pub fn logged_in_with_phone(
+        &self,
+        user: &str,
+        phone: Option<&str>,
+    ) -> (reqwest::Client, String) {
         let token = self.app.login(user, phone);
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        jar.add_cookie_str(&format!("sessionid={token}; Path=/"), &self.url("/").parse().unwrap());
+        jar.add_cookie_str(
+            &format!("sessionid={token}; Path=/"),
+            &self.url("/").parse().unwrap(),
+        );
         let client = reqwest::Client::builder()
             .cookie_provider(jar)
             .redirect(reqwest::redirect::Policy::none())
@@ -428,12 +510,21 @@ impl Env {
 
 /// Browser-like GET of a page.
 pub async fn navigate(client: &reqwest::Client, url: &str) -> reqwest::Response {
-    client.get(url).header("accept", "text/html").header("sec-fetch-mode", "navigate").send().await.unwrap()
+    client
+        .get(url)
+        .header("accept", "text/html")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The CSRF token in a code page.
 pub fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf\" value=\"").expect("the page has a CSRF field") + 19;
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a CSRF field")
+        + 19;
     html[start..].split('"').next().unwrap().to_string()
 }
 
@@ -445,7 +536,12 @@ pub async fn open_code_page(env: &Env, client: &reqwest::Client) -> String {
 }
 
 /// Submits a code; returns the response.
-pub async fn submit_code(env: &Env, client: &reqwest::Client, csrf: &str, code: &str) -> reqwest::Response {
+pub async fn submit_code(
+    env: &Env,
+    client: &reqwest::Client,
+    csrf: &str,
+    code: &str,
+) -> reqwest::Response {
     client
         .post(env.url("/.otpgate/verify"))
         .form(&[("code", code), ("csrf", csrf), ("rd", "/reports")])
@@ -466,14 +562,21 @@ pub async fn unlocked(env: &Env, user: &str) -> reqwest::Client {
 
 /// A code that is not `code`.
 pub fn wrong(code: &str) -> String {
-    if code.starts_with('0') { code.replacen('0', "1", 1) } else { format!("0{}", &code[1..]) }
+    if code.starts_with('0') {
+        code.replacen('0', "1", 1)
+    } else {
+        format!("0{}", &code[1..])
+    }
 }
 
 /// Adds `keys` (TOML lines) to the `[server]` table of a configuration made
 /// by [`config_text`], right after its `listen` line.
 pub fn with_server_keys(text: &str, keys: &str) -> String {
     const LISTEN: &str = "listen = \"127.0.0.1:0\"\n";
-    assert!(text.contains(LISTEN), "the configuration has the base listen line");
+    assert!(
+        text.contains(LISTEN),
+        "the configuration has the base listen line"
+    );
     text.replacen(LISTEN, &format!("{LISTEN}{keys}\n"), 1)
 }
 
@@ -485,14 +588,23 @@ impl Env {
         let sms = FakeDidfarm::start().await;
         let dir = tempfile::tempdir().unwrap();
         let text = edit(config_text(&app.url(), &sms.url(), dir.path(), ""));
-        let settings = otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
-        let gw = otpgate::Gateway::bind(settings).await.expect("gateway binds");
+        let settings =
+            otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
+        let gw = otpgate::Gateway::bind(settings)
+            .await
+            .expect("gateway binds");
         let addr = gw.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(gw.serve(async move {
             let _ = rx.await;
         }));
-        Env { app, sms, addr, dir, shutdown: Some(tx) }
+        Env {
+            app,
+            sms,
+            addr,
+            dir,
+            shutdown: Some(tx),
+        }
     }
 }
 
@@ -505,20 +617,33 @@ pub async fn raw_request(
     headers: &[(&str, &str)],
 ) -> (StatusCode, http::HeaderMap, Bytes) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let mut req = Request::builder().method(method).uri(target);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = sender.send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let res = sender
+        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
     let (parts, body) = res.into_parts();
-    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
 }
 
 /// The `Set-Cookie` lines of a response.
 pub fn set_cookies_of(headers: &http::HeaderMap) -> Vec<String> {
-    headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
 }
 
 /// A session that has passed the second factor, as cookie values.
@@ -542,7 +667,12 @@ impl Unlocked {
 /// Logs `user` in at the app and passes the second factor through the
 /// gateway at `base` ("http://..." or "https://...") with explicit `Cookie`
 /// headers, so it works with any `client` (no cookie store needed).
-pub async fn unlock_by_hand(env: &Env, client: &reqwest::Client, base: &str, user: &str) -> Unlocked {
+pub async fn unlock_by_hand(
+    env: &Env,
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+) -> Unlocked {
     let session = env.app.login(user, Some("+31612345678"));
     let cookie = format!("sessionid={session}");
     let page = client
@@ -558,7 +688,11 @@ pub async fn unlock_by_hand(env: &Env, client: &reqwest::Client, base: &str, use
     let res = client
         .post(format!("{base}/.otpgate/verify"))
         .header("cookie", &cookie)
-        .form(&[("code", code.as_str()), ("csrf", csrf.as_str()), ("rd", "/")])
+        .form(&[
+            ("code", code.as_str()),
+            ("csrf", csrf.as_str()),
+            ("rd", "/"),
+        ])
         .send()
         .await
         .unwrap();
@@ -567,11 +701,22 @@ pub async fn unlock_by_hand(env: &Env, client: &reqwest::Client, base: &str, use
         .into_iter()
         .find(|c| c.starts_with("otpgate="))
         .expect("the verify answer sets the otpgate cookie");
-    let otpgate = set_cookie["otpgate=".len()..].split(';').next().unwrap().to_string();
-    Unlocked { session, otpgate, set_cookie }
+    let otpgate = set_cookie["otpgate=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    Unlocked {
+        session,
+        otpgate,
+        set_cookie,
+    }
 }
 
 /// A client without cookie store that does not follow redirects.
 pub fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
