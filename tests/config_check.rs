@@ -1,0 +1,313 @@
+//! `otpgate check-config`: the shipped file passes, and each kind of
+//! mistake exits 2 with the file, the line, the key and what to do.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A valid configuration using the DIDfarm provider.
+const GOOD: &str = r#"[server]
+listen = "127.0.0.1:8000"
+secret_file = "otpgate.key"
+
+[otp]
+length = 6
+ttl = "5m"
+
+[limits]
+cooldown = "60s"
+
+[sms]
+provider = "didfarm"
+from = "+31201234567"
+
+[sms.didfarm]
+base_url = "https://didfarm.com"
+api_key = "test-key"
+test_mode = true
+
+[[apps]]
+name = "CRM"
+upstream = "http://127.0.0.1:8080"
+session_cookie = "sessionid"
+userinfo_path = "/api/me"
+user_pointer = "/username"
+phone_pointer = "/phone"
+"#;
+
+/// An environment variable no test machine sets.
+const UNSET_VAR: &str = "OTPGATE_TEST_SURELY_UNSET_API_KEY";
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn check_config(path: &Path) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .args(["check-config", "--config"])
+        .arg(path)
+        .env_remove(UNSET_VAR)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `GOOD` with the line starting with `old` replaced by `new` (which may be
+/// several lines, or empty to delete it).
+fn edit(old: &str, new: &str) -> String {
+    let mut found = false;
+    let lines: Vec<&str> = GOOD
+        .lines()
+        .map(|l| {
+            if l.starts_with(old) {
+                found = true;
+                new
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert!(found, "GOOD has a line starting with {old:?}");
+    lines.join("\n") + "\n"
+}
+
+/// The 1-based number of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} is in the text"))
+        + 1
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Checks `text` and expects exit 2 with "FILE:LINE: KEY" and every hint.
+fn assert_rejected_at(text: &str, line_needle: &str, key: &str, hints: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "otpgate.toml", text);
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(2), "exit code; stderr: {}", out.stderr);
+    let line = line_of(text, line_needle);
+    let located = format!("{}:{line}:", path.display());
+    assert!(
+        out.stderr.contains(&located),
+        "expected {located:?} in: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(key),
+        "expected the key {key:?} in: {}",
+        out.stderr
+    );
+    for hint in hints {
+        assert!(
+            out.stderr.contains(hint),
+            "expected {hint:?} in: {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stdout.contains("OK"), "{}", out.stdout);
+}
+
+#[test]
+fn the_shipped_configuration_passes_the_check() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("OK"), "{}", out.stdout);
+}
+
+#[test]
+fn the_base_configuration_of_these_tests_passes_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check_config(&write(dir.path(), "otpgate.toml", GOOD));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("OK (1 app)"), "{}", out.stdout);
+}
+
+#[test]
+fn a_misspelt_key_is_reported_with_its_line_and_the_keys_allowed() {
+    let text = edit("listen =", "lisen = \"127.0.0.1:8000\"");
+    assert_rejected_at(&text, "lisen", "lisen", &["listen"]);
+}
+
+#[test]
+fn a_duration_that_cannot_be_read_is_reported_with_an_example() {
+    let text = edit("ttl =", "ttl = \"5 parsecs\"");
+    assert_rejected_at(&text, "parsecs", "otp.ttl", &["write a duration such as"]);
+}
+
+#[test]
+fn a_code_length_below_six_is_reported_with_the_allowed_range() {
+    let text = edit("length =", "length = 5");
+    assert_rejected_at(&text, "length = 5", "otp.length", &["from 6 to 10"]);
+}
+
+#[test]
+fn an_https_upstream_is_reported_as_needing_http() {
+    let text = edit("upstream =", "upstream = \"https://127.0.0.1:8443\"");
+    assert_rejected_at(
+        &text,
+        "upstream =",
+        "apps.upstream",
+        &["http://", "write e.g."],
+    );
+}
+
+#[test]
+fn an_upstream_without_a_scheme_is_reported_as_needing_http() {
+    let text = edit("upstream =", "upstream = \"127.0.0.1:8080\"");
+    assert_rejected_at(
+        &text,
+        "upstream =",
+        "apps.upstream",
+        &["http://", "write e.g."],
+    );
+}
+
+#[test]
+fn a_sender_that_is_neither_a_number_nor_a_sender_id_is_reported_with_examples() {
+    let text = edit("from =", "from = \"+31 20 123 4567\"");
+    assert_rejected_at(&text, "from =", "sms.from", &["E.164", "\"+31201234567\""]);
+}
+
+#[test]
+fn an_api_key_variable_that_is_not_set_is_reported_with_what_to_do() {
+    let text = edit("api_key =", &format!("api_key_env = \"{UNSET_VAR}\""));
+    assert_rejected_at(
+        &text,
+        "api_key_env",
+        "sms.didfarm.api_key_env",
+        &[UNSET_VAR, "export it"],
+    );
+}
+
+#[test]
+fn a_bad_number_in_the_users_file_is_reported_in_that_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = "# who gets codes where\n[users]\nalice = \"+31612345678\"\nbob = \"0612345678\"\n";
+    let users_path = write(dir.path(), "users.toml", users);
+    let text = edit("phone_pointer =", "users_file = \"users.toml\"");
+    let path = write(dir.path(), "otpgate.toml", &text);
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    let located = format!("{}:4:", users_path.display());
+    assert!(
+        out.stderr.contains(&located),
+        "expected {located:?} in: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("users.bob"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("E.164") && out.stderr.contains("+31612345678"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_missing_sms_table_is_reported_with_what_to_add() {
+    let without_sms = GOOD.replace(
+        "[sms]\nprovider = \"didfarm\"\nfrom = \"+31201234567\"\n\n[sms.didfarm]\nbase_url = \"https://didfarm.com\"\napi_key = \"test-key\"\ntest_mode = true\n",
+        "",
+    );
+    assert!(!without_sms.contains("[sms"), "the edit removed the tables");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "otpgate.toml", &without_sms);
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    // A table that is not there has no line; the message names file and key.
+    assert!(
+        out.stderr.starts_with(&format!("{}: sms:", path.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("add an [sms] table"), "{}", out.stderr);
+}
+
+#[test]
+fn a_file_without_apps_is_reported_with_what_to_add() {
+    let without_apps = GOOD[..GOOD.find("[[apps]]").unwrap()].to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "otpgate.toml", &without_apps);
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with(&format!("{}: apps:", path.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("add an [[apps]] table"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_file_that_does_not_exist_is_reported_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nowhere.toml");
+    let out = check_config(&path);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn parse_reports_the_file_line_and_key_of_a_bad_duration() {
+    let text = edit("cooldown =", "cooldown = \"soon\"");
+    let err = otpgate::config::parse(&text, "gw.toml", Path::new(".")).unwrap_err();
+    assert_eq!(err.file, "gw.toml");
+    assert_eq!(err.line, Some(line_of(&text, "cooldown =")));
+    assert_eq!(err.key, "limits.cooldown");
+    assert!(
+        err.message.contains("write a duration such as"),
+        "{}",
+        err.message
+    );
+    assert!(err.to_string().starts_with(&format!(
+        "gw.toml:{}: limits.cooldown: ",
+        line_of(&text, "cooldown =")
+    )));
+}
+
+#[test]
+fn parse_reports_the_line_of_a_misspelt_key_and_of_an_out_of_range_length() {
+    let text = edit("listen =", "lisen = \"127.0.0.1:8000\"");
+    let err = otpgate::config::parse(&text, "gw.toml", Path::new(".")).unwrap_err();
+    assert_eq!(err.line, Some(line_of(&text, "lisen")));
+    assert!(err.to_string().contains("lisen"), "{err}");
+
+    let text = edit("length =", "length = 11");
+    let err = otpgate::config::parse(&text, "gw.toml", Path::new(".")).unwrap_err();
+    assert_eq!(
+        (err.line, err.key.as_str()),
+        (Some(line_of(&text, "length = 11")), "otp.length")
+    );
+    assert!(err.message.contains("from 6 to 10"), "{}", err.message);
+}
+
+#[test]
+fn parse_accepts_the_base_configuration_and_reads_its_values() {
+    let s = otpgate::config::parse(GOOD, "gw.toml", Path::new("/etc/otpgate")).expect("valid");
+    assert_eq!(s.otp.length, 6);
+    assert_eq!(s.otp.ttl, std::time::Duration::from_secs(300));
+    assert_eq!(s.sms.from, "+31201234567");
+    assert_eq!(s.server.secret_file, Path::new("/etc/otpgate/otpgate.key"));
+    assert_eq!(s.apps.len(), 1);
+}

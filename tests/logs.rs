@@ -1,0 +1,150 @@
+//! What the gateway writes to its log during a whole code flow: the events
+//! an operator needs, and never a code, a full phone number or a cookie.
+//! A separate test binary, because it installs a global subscriber.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Installs the global subscriber: everything of otpgate down to TRACE,
+/// INFO for the rest. No timestamps: their digits could look like a code.
+fn capture_logs() -> Captured {
+    let sink = Captured::default();
+    let writer = sink.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,otpgate=trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .try_init()
+        .expect("this test binary installs the only subscriber");
+    sink
+}
+
+fn cookie_values(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            v.split(';')
+                .next()?
+                .split_once('=')
+                .map(|(_, value)| value.to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_log_has_every_code_event_and_no_code_full_number_or_cookie() {
+    let logs = capture_logs();
+    let env = Env::with("[limits]\ncooldown = \"0s\"\n").await;
+    let mut secrets: Vec<String> = Vec::new();
+
+    // Send, a wrong code, a resend of the same code, the right code.
+    let (alice, alice_session) = env.logged_in("alice");
+    secrets.push(alice_session);
+    let res = navigate(&alice, &env.url("/reports")).await;
+    assert_eq!(res.status(), 303);
+    let res = navigate(
+        &alice,
+        &env.url(res.headers()["location"].to_str().unwrap()),
+    )
+    .await;
+    secrets.extend(cookie_values(&res));
+    let csrf = csrf_of(&res.text().await.unwrap());
+    let code = env.sms.last().code();
+    assert_eq!(
+        submit_code(&env, &alice, &csrf, &wrong(&code))
+            .await
+            .status(),
+        422
+    );
+    let res = alice
+        .post(env.url("/.otpgate/resend"))
+        .form(&[("csrf", csrf.as_str()), ("rd", "/reports")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    secrets.extend(cookie_values(&res));
+    let res = submit_code(&env, &alice, &csrf, &code).await;
+    assert_eq!(res.status(), 303);
+    secrets.extend(cookie_values(&res));
+    assert_eq!(navigate(&alice, &env.url("/reports")).await.status(), 200);
+
+    // A provider failure for another user on the same phone.
+    env.sms.set_mode(ProviderMode::Fail(503));
+    let (bob, bob_session) = env.logged_in("bob");
+    secrets.push(bob_session);
+    let res = navigate(&bob, &env.url("/.otpgate/verify?rd=%2F")).await;
+    assert_eq!(res.status(), 503);
+
+    let codes: Vec<String> = env
+        .sms
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(Received::code)
+        .collect();
+    assert_eq!(codes.len(), 2, "sent and resent");
+    assert!(codes.iter().all(|c| c.len() == 6));
+    let log = logs.text();
+    for code in &codes {
+        assert!(
+            !log.contains(code.as_str()),
+            "the code {code} is in the log:\n{log}"
+        );
+    }
+    for number in ["+31612345678", "31612345678", "612345678"] {
+        assert!(
+            !log.contains(number),
+            "the number {number} is in the log:\n{log}"
+        );
+    }
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the cookie value {secret} is in the log:\n{log}"
+        );
+    }
+    for needle in [
+        "otp.sent",
+        "otp.resent",
+        "otp.failed",
+        "otp.verified",
+        "otp.send_error",
+        "***5678",
+    ] {
+        assert!(
+            log.contains(needle),
+            "{needle} is missing from the log:\n{log}"
+        );
+    }
+}
