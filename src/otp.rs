@@ -138,16 +138,6 @@ impl OtpStore {
     /// code to send, `None` when a live one exists. Atomic per key, so two
     /// tabs opening the page at once send one code, not two.
     pub fn issue_if_none(&self, key: &[u8; 32]) -> Option<Code> {
-        self.issue(key, false)
-    }
-
-    /// Issues a fresh code for `key`, replacing any other.
-    pub fn issue_new(&self, key: &[u8; 32]) -> Code {
-        self.issue(key, true)
-            .expect("a forced issue always makes a code")
-    }
-
-    fn issue(&self, key: &[u8; 32], force: bool) -> Option<Code> {
         let mut issued = None;
         self.entries.entry(*key).and_compute_with(|existing| {
             let now = Instant::now();
@@ -155,21 +145,32 @@ impl OtpStore {
                 let p = e.value();
                 p.state == State::Alive && p.expires > now
             });
-            if alive && !force {
+            if alive {
                 return Op::Nop;
             }
             let code = generate(self.length);
-            let pending = Pending {
-                hash: self.hash(key, code.as_str()),
-                expires: now + self.ttl,
-                attempts: 0,
-                state: State::Alive,
-                message_id: None,
-            };
+            let pending = self.fresh(key, &code);
             issued = Some(code);
             Op::Put(pending)
         });
         issued
+    }
+
+    /// Makes `code` the live code for `key`, replacing any other (a new code
+    /// is installed only once it has been sent, so a failed send leaves the
+    /// code the user already has working).
+    pub fn install(&self, key: &[u8; 32], code: &Code) {
+        self.entries.insert(*key, self.fresh(key, code));
+    }
+
+    fn fresh(&self, key: &[u8; 32], code: &Code) -> Pending {
+        Pending {
+            hash: self.hash(key, code.as_str()),
+            expires: Instant::now() + self.ttl,
+            attempts: 0,
+            state: State::Alive,
+            message_id: None,
+        }
     }
 
     /// Whether `code` is the live code for `key` (to resend the same one).
@@ -363,12 +364,14 @@ mod tests {
     }
 
     #[test]
-    fn a_live_code_is_not_replaced_but_a_forced_issue_replaces_it() {
+    fn a_live_code_is_not_replaced_but_an_installed_one_replaces_it() {
         let s = store(5);
         let first = s.issue_if_none(&[1; 32]).unwrap();
         assert!(s.issue_if_none(&[1; 32]).is_none());
         assert!(s.is_alive_code(&[1; 32], &first));
-        let second = s.issue_new(&[1; 32]);
+        let second = generate(6);
+        s.install(&[1; 32], &second);
+        assert!(s.is_alive_code(&[1; 32], &second));
         assert!(!s.is_alive_code(&[1; 32], &first) || first == second);
         s.abandon(&[1; 32], &second);
         assert_eq!(s.status(&[1; 32]), Status::None);

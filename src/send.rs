@@ -4,7 +4,7 @@
 
 use crate::headers::ClientView;
 use crate::limits::Limited;
-use crate::otp::Code;
+use crate::otp::{self, Code};
 use crate::phone;
 use crate::sms::{self, OutgoingSms};
 use crate::state::{App, State};
@@ -16,6 +16,18 @@ pub enum Mode {
     Same(Code),
     /// Replace whatever there was with a new code.
     New,
+}
+
+/// Where the code being sent comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Issued just now because none was alive; stored before sending, so
+    /// that two tabs opening the page at once send one code.
+    First,
+    /// The live code, sent again.
+    Again,
+    /// A new code to replace the live one; stored only once it is sent.
+    Replacement,
 }
 
 pub enum Outcome {
@@ -46,11 +58,11 @@ pub async fn code(
             return Outcome::Limited(limited);
         }
     };
-    let (code, again) = match mode {
-        Mode::Same(code) => (code, true),
-        Mode::New => (state.otp.issue_new(pending), false),
+    let (code, kind) = match mode {
+        Mode::Same(code) => (code, Kind::Again),
+        Mode::New => (otp::generate(state.otp.length()), Kind::Replacement),
         Mode::IfNone => match state.otp.issue_if_none(pending) {
-            Some(code) => (code, false),
+            Some(code) => (code, Kind::First),
             None => {
                 state.limiter.release(&number_id, reservation);
                 return Outcome::AlreadyAlive;
@@ -68,20 +80,24 @@ pub async fn code(
     };
     match state.provider.send(&sms).await {
         Ok(receipt) => {
+            if kind == Kind::Replacement {
+                state.otp.install(pending, &code);
+            }
             if let Some(id) = &receipt.message_id {
                 state.otp.record_message_id(pending, &code, id);
             }
             tracing::info!(
-                event = if again { "otp.resent" } else { "otp.sent" }, app = %app.cfg.name, user, phone = %masked,
+                event = if kind == Kind::Again { "otp.resent" } else { "otp.sent" }, app = %app.cfg.name, user, phone = %masked,
                 client_ip = %view.ip, provider = state.provider.name(), message_id = receipt.message_id.as_deref().unwrap_or("-"),
                 "code sent"
             );
             Outcome::Sent(code)
         }
         Err(e) => {
-            // A resent code stays alive (the first message may still arrive);
-            // a new one that never left is dropped.
-            if !again {
+            // A first code that never left is dropped, so the next visit sends
+            // one; a resent code stays alive (the first message may still
+            // arrive); a replacement was never installed.
+            if kind == Kind::First {
                 state.otp.abandon(pending, &code);
             }
             state.limiter.release(&number_id, reservation);

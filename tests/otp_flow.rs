@@ -792,3 +792,42 @@ async fn an_oversized_form_is_refused_with_413_and_a_non_form_body_with_400() {
         .unwrap();
     assert_eq!(res.status(), 400, "no content type at all");
 }
+
+#[tokio::test]
+async fn a_failed_resend_from_another_browser_leaves_the_code_already_received_working() {
+    let env = Env::with("[limits]\ncooldown = \"0s\"\n").await;
+    let (first_browser, _) = env.logged_in("alice");
+    let csrf_first = open_code_page(&env, &first_browser).await;
+    let received = env.sms.last().code();
+
+    // A second browser of the same user has no sealed copy of the code, so
+    // its resend must make a new code; the provider fails to send it.
+    let (second_browser, _) = env.logged_in("alice");
+    let csrf_second = open_code_page(&env, &second_browser).await;
+    env.sms.set_mode(ProviderMode::Fail(503));
+    let res = resend(&env, &second_browser, &csrf_second).await;
+    assert_eq!(res.status(), 503);
+
+    let res = submit_code(&env, &first_browser, &csrf_first, &received).await;
+    assert_eq!(res.status(), 303, "the code the user holds still works");
+}
+
+#[tokio::test]
+async fn a_resend_without_the_sealed_code_sends_a_new_code_that_replaces_the_old_one() {
+    let env = Env::with("[limits]\ncooldown = \"0s\"\n").await;
+    let (first_browser, _) = env.logged_in("alice");
+    let csrf_first = open_code_page(&env, &first_browser).await;
+    let old = env.sms.last().code();
+    let (second_browser, _) = env.logged_in("alice");
+    let csrf_second = open_code_page(&env, &second_browser).await;
+    let res = resend(&env, &second_browser, &csrf_second).await;
+    assert_eq!(res.status(), 303);
+    let new = env.sms.last().code();
+    assert_eq!(env.sms.count(), 2);
+    if new != old {
+        let res = submit_code(&env, &first_browser, &csrf_first, &old).await;
+        assert_eq!(res.status(), 422, "the replaced code no longer works");
+    }
+    let res = submit_code(&env, &second_browser, &csrf_second, &new).await;
+    assert_eq!(res.status(), 303);
+}

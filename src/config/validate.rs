@@ -36,7 +36,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: file.to_string(),
         line: e.span().map(|s| cx.line_of(&s)),
-        key: String::new(),
+        key: e.span().map(|s| cx.table_at(s.start)).unwrap_or_default(),
         message: e.message().trim_end().to_string(),
     })?;
     cx.settings(raw)
@@ -50,6 +50,27 @@ impl Ctx<'_> {
             .filter(|b| **b == b'\n')
             .count()
             + 1
+    }
+
+    /// The name of the table (`server`, `sms.didfarm`, `apps`) that the
+    /// byte offset falls in, so that "unknown field" says where.
+    fn table_at(&self, offset: usize) -> String {
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        before
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|header| {
+                header
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default()
     }
 
     fn err(
