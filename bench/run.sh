@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# otpgate vs nginx, side by side, in one run (issue 5).
+#
+#   bash bench/run.sh
+#
+# Starts on 127.0.0.1 (random free high ports, everything in one temp dir):
+#   upstream  nginx serving a fixed 1 KiB body on every path, plus /api/me
+#             (200 JSON when a `sessionid` cookie is sent, 401 otherwise)
+#   nginx     proxy_pass to the upstream with keep-alive (keepalive 64)
+#   otpgate   release build, sandbox SMS provider, same upstream
+# obtains a real second-factor cookie through the normal code flow, then runs
+# wrk against each target in turn (alternating, BENCH_ROUNDS rounds) and prints
+# requests/s, p50 and p99, the otpgate/nginx ratios and otpgate's RSS.
+#
+# Environment (all optional):
+#   BENCH_DURATION     seconds per wrk run            (default 10)
+#   BENCH_ROUNDS       rounds over all targets        (default 2, at least 2)
+#   BENCH_CONNECTIONS  wrk -c                         (default 64)
+#   BENCH_THREADS      wrk -t                         (default 1)
+#   BENCH_WARMUP       seconds of warm-up per target  (default 2, 0 = none)
+#   BENCH_SKIP_BUILD   1 = use the existing target/release/otpgate
+#
+# Needs nginx, wrk and curl; installs the missing ones with apt-get.
+# Exits non-zero, saying which step failed, if anything does not work.
+
+set -euo pipefail
+
+DURATION=${BENCH_DURATION:-10}
+ROUNDS=${BENCH_ROUNDS:-2}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-1}
+WARMUP=${BENCH_WARMUP:-2}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
+
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "BENCH_DURATION must be a whole number of seconds, got '$DURATION'"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 2 ]] || die "BENCH_ROUNDS must be at least 2, got '$ROUNDS'"
+[[ $CONNS =~ ^[0-9]+$ && $CONNS -ge 1 ]] || die "BENCH_CONNECTIONS must be a positive number, got '$CONNS'"
+[[ $THREADS =~ ^[0-9]+$ && $THREADS -ge 1 ]] || die "BENCH_THREADS must be a positive number, got '$THREADS'"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a whole number of seconds, got '$WARMUP'"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---------------------------------------------------------------- tools
+missing=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then
+    say "installing ${missing[*]} with apt-get"
+    command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get not available; install them by hand"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "${missing[*]} missing; run as root or install them by hand"
+        SUDO=(sudo)
+    fi
+    "${SUDO[@]}" apt-get update -qq >/dev/null || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+fi
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+[[ -x $NGINX ]] || die "nginx not found after installation"
+command -v wrk >/dev/null 2>&1 || die "wrk not found after installation"
+command -v curl >/dev/null 2>&1 || die "curl not found after installation"
+
+# ---------------------------------------------------------------- cleanup
+TMP=$(mktemp -d -t otpgate-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# nginx workers run as nobody when the master is root: they must reach the body.
+chmod 755 "$TMP"
+
+# Sets PORT to a free TCP port on 127.0.0.1 in 20000-59999 (nothing accepts
+# connections on it) that was not handed out before.
+TAKEN=" "
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        [[ $TAKEN == *" $p "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            TAKEN+="$p "
+            PORT=$p
+            return 0
+        fi
+    done
+    die "no free port found on 127.0.0.1"
+}
+
+# Waits until `curl URL` answers at all (any HTTP status), or fails.
+wait_http() {
+    local url=$1 what=$2 pid=$3 log=$4
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null || true; die "$what exited during start-up (log above)"; }
+        curl -s -o /dev/null --max-time 1 "$url" && return 0
+        sleep 0.1
+    done
+    cat "$log" >&2 2>/dev/null || true
+    die "$what did not answer on $url within 10 s"
+}
+
+free_port; UP_PORT=$PORT
+free_port; NGX_PORT=$PORT
+free_port; GATE_PORT=$PORT
+
+# ---------------------------------------------------------------- build otpgate (first: it is the slow step)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/otpgate
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    say "building otpgate (cargo build --release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin otpgate) || die "cargo build --release failed"
+fi
+[[ -x $BIN ]] || die "$BIN not found (build failed or CARGO_TARGET_DIR differs)"
+
+# ---------------------------------------------------------------- upstream nginx
+mkdir -p "$TMP/www" "$TMP/up" "$TMP/proxy"
+chmod 755 "$TMP/www"
+# Exactly 1024 bytes.
+head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/www/1k.html"
+chmod 644 "$TMP/www/1k.html"
+[[ $(wc -c <"$TMP/www/1k.html") -eq 1024 ]] || die "could not write the 1 KiB body"
+
+common_http() {
+    # Temp paths inside the prefix so nothing outside the temp dir is touched.
+    cat <<EOF
+    access_log off;
+    default_type text/html;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy_temp;
+    fastcgi_temp_path $1/fastcgi_temp;
+    uwsgi_temp_path $1/uwsgi_temp;
+    scgi_temp_path $1/scgi_temp;
+EOF
+}
+
+cat >"$TMP/up/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $TMP/up/nginx.pid;
+error_log $TMP/up/error.log warn;
+events { worker_connections 4096; }
+http {
+$(common_http "$TMP/up")
+    open_file_cache max=16 inactive=60s;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        root $TMP/www;
+        location = /api/me {
+            default_type application/json;
+            if (\$cookie_sessionid) {
+                return 200 '{"username":"bench","phone":"+31612345678"}';
+            }
+            return 401 '{"error":"not logged in"}';
+        }
+        location / {
+            try_files /1k.html =404;
+        }
+    }
+}
+EOF
+
+cat >"$TMP/proxy/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $TMP/proxy/nginx.pid;
+error_log $TMP/proxy/error.log warn;
+events { worker_connections 4096; }
+http {
+$(common_http "$TMP/proxy")
+    upstream app {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+    }
+}
+EOF
+
+say "starting the upstream (nginx) on 127.0.0.1:$UP_PORT"
+"$NGINX" -p "$TMP/up/" -e "$TMP/up/error.log" -c "$TMP/up/nginx.conf" >"$TMP/up/stdout.log" 2>&1 &
+PIDS+=($!)
+UP_PID=$!
+wait_http "http://127.0.0.1:$UP_PORT/" "the upstream nginx" "${PIDS[-1]}" "$TMP/up/error.log"
+
+say "starting nginx proxy_pass on 127.0.0.1:$NGX_PORT"
+"$NGINX" -p "$TMP/proxy/" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf" >"$TMP/proxy/stdout.log" 2>&1 &
+PIDS+=($!)
+NGX_PID=$!
+wait_http "http://127.0.0.1:$NGX_PORT/" "the nginx proxy" "${PIDS[-1]}" "$TMP/proxy/error.log"
+
+# ---------------------------------------------------------------- otpgate
+mkdir -m 700 "$TMP/gate"
+cat >"$TMP/gate/otpgate.toml" <<EOF
+[server]
+listen = "127.0.0.1:$GATE_PORT"
+secret_file = "$TMP/gate/otpgate.key"
+
+[sms]
+provider = "sandbox"
+
+[[apps]]
+name = "Bench"
+host = "*"
+upstream = "http://127.0.0.1:$UP_PORT"
+session_cookie = "sessionid"
+userinfo_path = "/api/me"
+user_pointer = "/username"
+phone_pointer = "/phone"
+EOF
+
+say "starting otpgate on 127.0.0.1:$GATE_PORT"
+RUST_LOG=warn "$BIN" --config "$TMP/gate/otpgate.toml" >"$TMP/gate/otpgate.log" 2>&1 &
+GATE_PID=$!
+PIDS+=("$GATE_PID")
+GATE=http://127.0.0.1:$GATE_PORT
+wait_http "$GATE/.otpgate/health" "otpgate" "$GATE_PID" "$TMP/gate/otpgate.log"
+
+# ---------------------------------------------------------------- sanity checks
+# status and size of a GET: "CODE SIZE"
+probe() { curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$@" || echo "000 0"; }
+
+r=$(probe "http://127.0.0.1:$UP_PORT/any/path")
+[[ $r == "200 1024" ]] || die "the upstream should answer 200 with 1024 bytes on any path, got '$r'"
+r=$(probe -H 'Cookie: sessionid=bench' "http://127.0.0.1:$UP_PORT/api/me")
+[[ $r == 200* ]] || die "the upstream /api/me should answer 200 with a sessionid cookie, got '$r'"
+r=$(probe "http://127.0.0.1:$UP_PORT/api/me")
+[[ $r == 401* ]] || die "the upstream /api/me should answer 401 without a session, got '$r'"
+r=$(probe "http://127.0.0.1:$NGX_PORT/")
+[[ $r == "200 1024" ]] || die "nginx proxy_pass should answer 200 with 1024 bytes, got '$r'"
+r=$(probe "$GATE/")
+[[ $r == "200 1024" ]] || die "otpgate without cookies should pass through (200, 1024 bytes), got '$r'"
+r=$(probe -H 'Cookie: sessionid=bench' "$GATE/")
+[[ $r == 401* ]] || die "otpgate with a session but no second factor should answer 401, got '$r'"
+
+# ---------------------------------------------------------------- the second-factor cookie, the normal way
+say "obtaining a second-factor cookie through the code flow (sandbox provider)"
+code_page=$(curl -s --max-time 10 -H 'Cookie: sessionid=bench' -w '\n%{http_code}' "$GATE/.otpgate/verify?rd=%2F") \
+    || die "GET /.otpgate/verify failed"
+status=${code_page##*$'\n'}
+[[ $status == 200 ]] || { printf '%s\n' "$code_page" | tail -20 >&2; die "GET /.otpgate/verify answered $status, not 200 (no code was sent?)"; }
+csrf=$(printf '%s' "$code_page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="\([^"]*\)"/\1/')
+[[ -n $csrf ]] || die "no csrf field on the code page"
+
+sandbox=$(curl -s --max-time 10 "$GATE/.otpgate/sandbox") || die "GET /.otpgate/sandbox failed"
+# Newest message first; its last line is "@host #CODE".
+code=$(printf '%s' "$sandbox" | grep -oE '@[^ <]+ #[0-9]{6,10}' | head -1 | sed 's/.*#//')
+[[ -n $code ]] || die "no '@host #CODE' line in the sandbox inbox; was a code sent?"
+
+curl -s --max-time 10 -o /dev/null -D "$TMP/verify.headers" -H 'Cookie: sessionid=bench' \
+    --data-urlencode "code=$code" --data-urlencode "csrf=$csrf" --data-urlencode "rd=/" \
+    "$GATE/.otpgate/verify" || die "POST /.otpgate/verify failed"
+post_status=$(head -1 "$TMP/verify.headers" | awk '{print $2}')
+otp_cookie=$(tr -d '\r' <"$TMP/verify.headers" | grep -i '^set-cookie: *otpgate=' | head -1 | sed 's/^[^:]*: *otpgate=\([^;]*\).*/\1/')
+[[ -n $otp_cookie ]] || { cat "$TMP/verify.headers" >&2; die "the code was not accepted (HTTP $post_status, no otpgate cookie); cannot benchmark the unlocked path"; }
+
+COOKIE="Cookie: sessionid=bench; otpgate=$otp_cookie"
+r=$(probe -H "$COOKIE" "$GATE/")
+[[ $r == "200 1024" ]] || die "otpgate with the second-factor cookie should pass through (200, 1024 bytes), got '$r'"
+say "second-factor cookie obtained (${#otp_cookie} characters) and accepted"
+
+# ---------------------------------------------------------------- measure
+rss_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+IDLE_RSS=$(rss_kb "$GATE_PID" VmRSS)
+IDLE_HWM=$(rss_kb "$GATE_PID" VmHWM)
+
+NAMES=(upstream nginx otpgate_cookie otpgate_anon)
+declare -A URL HDR LABEL
+# The process (with its children) whose CPU time each target costs.
+declare -A CPU_OF=([upstream]=$UP_PID [nginx]=$NGX_PID [otpgate_cookie]=$GATE_PID [otpgate_anon]=$GATE_PID)
+URL[upstream]="http://127.0.0.1:$UP_PORT/";  HDR[upstream]="";        LABEL[upstream]="upstream direct"
+URL[nginx]="http://127.0.0.1:$NGX_PORT/";    HDR[nginx]="";           LABEL[nginx]="nginx proxy_pass"
+URL[otpgate_cookie]="$GATE/";                HDR[otpgate_cookie]="$COOKIE"; LABEL[otpgate_cookie]="otpgate, valid 2FA cookie"
+URL[otpgate_anon]="$GATE/";                  HDR[otpgate_anon]="";    LABEL[otpgate_anon]="otpgate, no cookie"
+
+# "570.00us" / "2.50ms" / "1.02s" / "1.00m" -> milliseconds
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; else if (u == "h") n *= 3600000;
+        printf "%.3f", n }'
+}
+
+# CPU time (user + system, clock ticks) used so far by a process and its
+# direct children (nginx workers). Fields after "pid (comm) ": $2 ppid, $12 utime, $13 stime.
+cpu_ticks() {
+    local pid=$1
+    # Processes may vanish while cat reads them: that is not an error here.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$pid" '
+        { line = $0; id = $1; sub(/^.*\) /, "", line); split(line, f, " ");
+          if (id == p || f[2] == p) t += f[12] + f[13] }
+        END { print t + 0 }'
+}
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+run_wrk() { # name seconds outfile
+    local name=$1 secs=$2 out=$3
+    local args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency)
+    [[ -n ${HDR[$name]} ]] && args+=(-H "${HDR[$name]}")
+    wrk "${args[@]}" "${URL[$name]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk against ${LABEL[$name]} failed"; }
+}
+
+declare -A RPS P50 P99 BAD CPU
+# Samples otpgate's VmRSS twice a second for the whole measurement; the
+# highest value is read at the end.
+(
+    while kill -0 "$GATE_PID" 2>/dev/null; do
+        rss_kb "$GATE_PID" VmRSS >>"$TMP/rss-samples"
+        sleep 0.5
+    done
+) &
+PIDS+=($!)
+NCPU=$(nproc 2>/dev/null || echo '?')
+say "machine: $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+est=$(( ${#NAMES[@]} * (WARMUP + ROUNDS * DURATION) ))
+say "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds over ${#NAMES[@]} targets, alternating (~${est}s)"
+if ((WARMUP > 0)); then
+    for name in "${NAMES[@]}"; do run_wrk "$name" "$WARMUP" "$TMP/warmup-$name.txt"; done
+fi
+for round in $(seq "$ROUNDS"); do
+    for name in "${NAMES[@]}"; do
+        out="$TMP/wrk-$name-$round.txt"
+        ticks0=$(cpu_ticks "${CPU_OF[$name]}")
+        run_wrk "$name" "$DURATION" "$out"
+        ticks1=$(cpu_ticks "${CPU_OF[$name]}")
+        kill -0 "$GATE_PID" 2>/dev/null || { cat "$TMP/gate/otpgate.log" >&2; die "otpgate died during the load"; }
+        rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+        p50=$(awk '$1=="50%"{print $2}' "$out")
+        p99=$(awk '$1=="99%"{print $2}' "$out")
+        [[ -n $rps && -n $p50 && -n $p99 ]] || { cat "$out" >&2; die "could not read wrk's output for ${LABEL[$name]}"; }
+        bad=$(awk '/Non-2xx or 3xx responses:/{print $NF}' "$out"); bad=${bad:-0}
+        sockerr=$(awk '/Socket errors:/{s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s}' "$out"); sockerr=${sockerr:-0}
+        reqs=$(awk '/requests in/{print $1}' "$out")
+        CPU[$name,$round]=$(awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v n="${reqs:-0}" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }')
+        RPS[$name,$round]=$rps; P50[$name,$round]=$(to_ms "$p50"); P99[$name,$round]=$(to_ms "$p99")
+        BAD[$name,$round]=$((bad + sockerr))
+        printf '    round %d  %-26s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.1f CPU-us/req%s\n' "$round" "${LABEL[$name]}" \
+            "$rps" "${P50[$name,$round]}" "${P99[$name,$round]}" "${CPU[$name,$round]}" \
+            "$( ((bad + sockerr)) && echo "  ($bad non-2xx, $sockerr socket errors)")" >&2
+    done
+done
+PEAK_RSS=$(rss_kb "$GATE_PID" VmHWM)
+MAX_RSS_SEEN=$(sort -n "$TMP/rss-samples" 2>/dev/null | tail -1)
+END_RSS=$(rss_kb "$GATE_PID" VmRSS)
+
+# ---------------------------------------------------------------- report
+# agg name metric(RPS|P50|P99) kind(best|median)
+agg() {
+    local name=$1 metric=$2 kind=$3 vals=() r
+    local -n arr=$metric
+    for r in $(seq "$ROUNDS"); do vals+=("${arr[$name,$r]}"); done
+    printf '%s\n' "${vals[@]}" | sort -g | awk -v kind="$kind" -v hi="$([[ $metric == RPS ]] && echo 1 || echo 0)" '
+        { v[NR] = $1 }
+        END {
+            if (kind == "best") { print (hi ? v[NR] : v[1]); exit }
+            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "NOT met" }'; }
+
+echo
+echo "otpgate benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(uname -sr), $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null)"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds, targets alternating; 1 KiB body; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+for kind in best median; do
+    echo
+    if [[ $kind == best ]]; then
+        echo "Best of $ROUNDS rounds (highest req/s, lowest p50 and p99, each on its own):"
+    else
+        echo "Median of $ROUNDS rounds:"
+    fi
+    printf '  %-28s %12s %10s %10s %14s\n' target "requests/s" "p50 ms" "p99 ms" "CPU-us/req *"
+    for name in "${NAMES[@]}"; do
+        printf '  %-28s %12.0f %10.3f %10.3f %14.1f\n' "${LABEL[$name]}" \
+            "$(agg "$name" RPS "$kind")" "$(agg "$name" P50 "$kind")" "$(agg "$name" P99 "$kind")" "$(agg "$name" CPU "$kind")"
+    done
+    ng_rps=$(agg nginx RPS "$kind"); ng_p99=$(agg nginx P99 "$kind")
+    for name in otpgate_cookie otpgate_anon; do
+        tr_=$(ratio "$(agg "$name" RPS "$kind")" "$ng_rps")
+        pr_=$(ratio "$(agg "$name" P99 "$kind")" "$ng_p99")
+        cr_=$(ratio "$(agg "$name" CPU "$kind")" "$(agg nginx CPU "$kind")")
+        printf '  %-28s throughput %s x nginx (target >= 1.0: %s), p99 %s x nginx (target <= 1.2: %s), CPU per request %s x nginx\n' \
+            "${LABEL[$name]}:" "$tr_" "$(verdict "$tr_" '>=' 1.0)" "$pr_" "$(verdict "$pr_" '<=' 1.2)" "$cr_"
+    done
+done
+echo
+echo "* CPU-us/req: CPU time (user + system) of the serving process and its workers per request"
+echo "  (the upstream nginx for 'upstream direct', the nginx proxy alone for 'nginx proxy_pass',"
+echo "  otpgate alone for otpgate), from /proc; steadier than requests/s on a shared machine."
+echo
+echo "otpgate memory:"
+printf '  idle RSS (after start-up and the code flow, before load): %s MB (target <= 20: %s)\n' "$(mb "$IDLE_RSS")" "$(verdict "$(mb "$IDLE_RSS")" '<=' 20)"
+printf '  peak RSS (VmHWM after all runs):                          %s MB (target <= 64: %s)\n' "$(mb "$PEAK_RSS")" "$(verdict "$(mb "$PEAK_RSS")" '<=' 64)"
+printf '  highest VmRSS sampled under load: %s MB; VmRSS at the end: %s MB; VmHWM before load: %s MB\n' \
+    "$(mb "$MAX_RSS_SEEN")" "$(mb "$END_RSS")" "$(mb "$IDLE_HWM")"
+echo
+echo "Numbers move with other load on the machine; compare only within one run."
+
+failed=0
+for name in "${NAMES[@]}"; do
+    for r in $(seq "$ROUNDS"); do
+        if [[ ${BAD[$name,$r]} -gt 0 ]]; then
+            echo "bench: ${LABEL[$name]} round $r had ${BAD[$name,$r]} error responses or socket errors" >&2
+            failed=1
+        fi
+    done
+done
+((failed == 0)) || die "some runs had errors (see above); their numbers are not comparable"
