@@ -18,34 +18,51 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|c| c.value_raw())
 }
 
-/// Removes the named cookies from the `Cookie` fields, so the upstream
-/// never sees the gateway's own cookies.
-pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
-    let present = headers
+/// The raw values of several cookies, in one pass over the `Cookie` fields.
+pub fn get_many<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&str; N],
+) -> [Option<&'a str>; N] {
+    let mut found = [None; N];
+    let all = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .any(|c| names.contains(&c.name()));
-    if !present {
-        return;
+        .filter_map(Result::ok);
+    for c in all {
+        if let Some(i) = names.iter().position(|n| *n == c.name())
+            && found[i].is_none()
+        {
+            found[i] = c.value_raw();
+        }
     }
-    let kept: Vec<String> = headers
+    found
+}
+
+/// Removes the named cookies from the `Cookie` fields (joining them into
+/// one), so the upstream never sees the gateway's own cookies.
+pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
+    let mut kept = String::new();
+    for pair in headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
-            !pair.is_empty() && !names.contains(&name)
-        })
-        .map(str::to_string)
-        .collect();
+    {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+        if pair.is_empty() || names.contains(&name) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(pair);
+    }
     headers.remove(COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(v) = HeaderValue::from_str(&kept)
     {
         headers.insert(COOKIE, v);
     }
@@ -135,6 +152,15 @@ mod tests {
             HeaderValue::from_bytes(b"sessionid=\xff\xfe").unwrap(),
         );
         assert_eq!(get(&h, "sessionid"), None);
+    }
+
+    #[test]
+    fn reads_several_cookies_in_one_pass_taking_the_first_of_each() {
+        let h = req(&["a=1; sessionid=abc; sessionid=second", "otpgate=xyz"]);
+        assert_eq!(
+            get_many(&h, ["sessionid", "otpgate", "nope"]),
+            [Some("abc"), Some("xyz"), None]
+        );
     }
 
     #[test]

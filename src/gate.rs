@@ -60,50 +60,58 @@ async fn gate(
         return Err(GateError::MissingHost);
     }
     let app = state
-        .app_for(&view.hostname())
+        .app_for(headers::host_without_port(&view.host))
         .ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
 
     if req.uri().path().starts_with(routes::PREFIX) {
         return routes::serve(state, app, &view, req).await;
     }
-    let session = session_id(state, app, &req);
+    let creds = credentials(state, app, &req);
     if app.bypasses(req.uri().path()) {
         // The login form is usually a bypass path: watch it for logins.
-        return pass(state, app, &view, req, None, session.as_ref()).await;
+        return pass(state, app, &view, req, &creds, None, creds.session.as_ref()).await;
     }
-    let Some(session) = session else {
+    let Some(session) = creds.session else {
         // No app session: the app decides (and shows its login).
-        return pass(state, app, &view, req, None, None).await;
+        return pass(state, app, &view, req, &creds, None, None).await;
     };
-    if let Some(user) = proven_user(state, app, &req, &session) {
-        return pass(state, app, &view, req, Some(&user), None).await;
+    if let Some(user) = &creds.user {
+        return pass(state, app, &view, req, &creds, Some(user), None).await;
     }
     match &*identity::lookup(state, app, req.headers(), &view, &session).await? {
-        Identity::Anonymous => pass(state, app, &view, req, None, Some(&session)).await,
+        Identity::Anonymous => pass(state, app, &view, req, &creds, None, Some(&session)).await,
         Identity::User { .. } => Ok(second_factor_required(&req)),
     }
 }
 
-/// The keyed hash identifying the app session, if the request has one.
-pub fn session_id<B>(state: &State, app: &App, req: &Request<B>) -> Option<[u8; 32]> {
-    let value = cookies::get(req.headers(), &app.cfg.session_cookie)?;
-    Some(
-        state
-            .keys
-            .session
-            .of(&[&(app.index as u64).to_be_bytes(), value.as_bytes()]),
-    )
+/// What a request's cookies prove, read in one pass over them.
+pub struct Credentials {
+    /// The keyed hash of the app's session cookie, if there is one.
+    pub session: Option<[u8; 32]>,
+    /// The user whose second factor is proven for that very session.
+    pub user: Option<String>,
+    /// Whether the request carries an `otpgate` cookie at all (valid or not).
+    pub factor_cookie: bool,
 }
 
-/// The user whose second factor this request proves for this session.
-pub fn proven_user<B>(
-    state: &State,
-    app: &App,
-    req: &Request<B>,
-    session: &[u8; 32],
-) -> Option<String> {
-    let value = cookies::get(req.headers(), factor::COOKIE_NAME)?;
-    factor::check(&state.keys, value, app.index, session, factor::now_secs())
+pub fn credentials<B>(state: &State, app: &App, req: &Request<B>) -> Credentials {
+    let [session_value, factor_value] = cookies::get_many(
+        req.headers(),
+        [&app.cfg.session_cookie, factor::COOKIE_NAME],
+    );
+    let session = session_value.map(|v| {
+        let index = (app.index as u64).to_be_bytes();
+        state.keys.session.of(&[&index, v.as_bytes()])
+    });
+    let user = match (&session, factor_value) {
+        (Some(s), Some(v)) => factor::check(&state.keys, v, app.index, s, factor::now_secs()),
+        _ => None,
+    };
+    Credentials {
+        session,
+        user,
+        factor_cookie: factor_value.is_some(),
+    }
 }
 
 /// Forwards to the app and applies the response-side rules. `watch` is a
@@ -114,13 +122,18 @@ async fn pass(
     app: &App,
     view: &ClientView,
     mut req: Request<Incoming>,
+    creds: &Credentials,
     user: Option<&str>,
     watch: Option<&[u8; 32]>,
 ) -> Result<Response<Body>, GateError> {
-    cookies::strip(
-        req.headers_mut(),
-        &[factor::COOKIE_NAME, otp::PENDING_COOKIE],
-    );
+    // The app never sees the gateway's cookie. (`otpgate_pending` is scoped
+    // to /.otpgate/, so browsers do not send it here.)
+    if creds.factor_cookie {
+        cookies::strip(
+            req.headers_mut(),
+            &[factor::COOKIE_NAME, otp::PENDING_COOKIE],
+        );
+    }
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
     let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;

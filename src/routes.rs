@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::body::{Body, empty, full};
 use crate::error::GateError;
-use crate::gate::{proven_user, session_id};
+use crate::gate::credentials;
 use crate::headers::ClientView;
 use crate::identity::{self, Identity};
 use crate::limits::Window;
@@ -83,10 +83,11 @@ async fn visitor<B>(
     view: &ClientView,
     req: &Request<B>,
 ) -> Result<Visitor, GateError> {
-    let Some(session) = session_id(state, app, req) else {
+    let creds = credentials(state, app, req);
+    let Some(session) = creds.session else {
         return Ok(Visitor::NotLoggedIn);
     };
-    if proven_user(state, app, req, &session).is_some() {
+    if creds.user.is_some() {
         return Ok(Visitor::Proven);
     }
     match &*identity::lookup(state, app, req.headers(), view, &session).await? {

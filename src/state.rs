@@ -81,7 +81,9 @@ impl State {
     pub fn app_for(&self, hostname: &str) -> Option<&App> {
         self.apps
             .iter()
-            .find(|a| matches!(&a.cfg.host, HostMatch::Exact(h) if h == hostname))
+            .find(
+                |a| matches!(&a.cfg.host, HostMatch::Exact(h) if h.eq_ignore_ascii_case(hostname)),
+            )
             .or_else(|| self.apps.iter().find(|a| a.cfg.host == HostMatch::Any))
     }
 }
