@@ -118,15 +118,18 @@ wait_http() {
 free_port; UP_PORT=$PORT
 free_port; NGX_PORT=$PORT
 free_port; GATE_PORT=$PORT
+free_port; BARE_PORT=$PORT
 
 # ---------------------------------------------------------------- build otpgate (first: it is the slow step)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/otpgate
+BARE_BIN=$TARGET_DIR/release/examples/bare_proxy
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    say "building otpgate (cargo build --release)"
-    (cd "$ROOT" && cargo build --release --quiet --bin otpgate) || die "cargo build --release failed"
+    say "building otpgate and the bare hyper proxy (cargo build --release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin otpgate --example bare_proxy) || die "cargo build --release failed"
 fi
 [[ -x $BIN ]] || die "$BIN not found (build failed or CARGO_TARGET_DIR differs)"
+[[ -x $BARE_BIN ]] || die "$BARE_BIN not found (build failed or CARGO_TARGET_DIR differs)"
 
 # ---------------------------------------------------------------- upstream nginx
 mkdir -p "$TMP/www" "$TMP/up" "$TMP/proxy"
@@ -245,6 +248,12 @@ PIDS+=("$GATE_PID")
 GATE=http://127.0.0.1:$GATE_PORT
 wait_http "$GATE/.otpgate/health" "otpgate" "$GATE_PID" "$TMP/gate/otpgate.log"
 
+say "starting the bare hyper proxy (the floor for any hyper-based proxy) on 127.0.0.1:$BARE_PORT"
+"$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" >"$TMP/bare.log" 2>&1 &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+wait_http "http://127.0.0.1:$BARE_PORT/" "the bare hyper proxy" "$BARE_PID" "$TMP/bare.log"
+
 # ---------------------------------------------------------------- sanity checks
 # status and size of a GET: "CODE SIZE"
 probe() { curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$@" || echo "000 0"; }
@@ -293,12 +302,13 @@ rss_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || ech
 IDLE_RSS=$(rss_kb "$GATE_PID" VmRSS)
 IDLE_HWM=$(rss_kb "$GATE_PID" VmHWM)
 
-NAMES=(upstream nginx otpgate_cookie otpgate_anon)
+NAMES=(upstream nginx bare otpgate_cookie otpgate_anon)
 declare -A URL HDR LABEL
 # The process (with its children) whose CPU time each target costs.
-declare -A CPU_OF=([upstream]=$UP_PID [nginx]=$NGX_PID [otpgate_cookie]=$GATE_PID [otpgate_anon]=$GATE_PID)
+declare -A CPU_OF=([upstream]=$UP_PID [nginx]=$NGX_PID [bare]=$BARE_PID [otpgate_cookie]=$GATE_PID [otpgate_anon]=$GATE_PID)
 URL[upstream]="http://127.0.0.1:$UP_PORT/";  HDR[upstream]="";        LABEL[upstream]="upstream direct"
 URL[nginx]="http://127.0.0.1:$NGX_PORT/";    HDR[nginx]="";           LABEL[nginx]="nginx proxy_pass"
+URL[bare]="http://127.0.0.1:$BARE_PORT/";  HDR[bare]="";            LABEL[bare]="bare hyper proxy (floor)"
 URL[otpgate_cookie]="$GATE/";                HDR[otpgate_cookie]="$COOKIE"; LABEL[otpgate_cookie]="otpgate, valid 2FA cookie"
 URL[otpgate_anon]="$GATE/";                  HDR[otpgate_anon]="";    LABEL[otpgate_anon]="otpgate, no cookie"
 
@@ -405,7 +415,7 @@ for kind in best median; do
             "$(agg "$name" RPS "$kind")" "$(agg "$name" P50 "$kind")" "$(agg "$name" P99 "$kind")" "$(agg "$name" CPU "$kind")"
     done
     ng_rps=$(agg nginx RPS "$kind"); ng_p99=$(agg nginx P99 "$kind")
-    for name in otpgate_cookie otpgate_anon; do
+    for name in bare otpgate_cookie otpgate_anon; do
         tr_=$(ratio "$(agg "$name" RPS "$kind")" "$ng_rps")
         pr_=$(ratio "$(agg "$name" P99 "$kind")" "$ng_p99")
         cr_=$(ratio "$(agg "$name" CPU "$kind")" "$(agg nginx CPU "$kind")")
