@@ -16,7 +16,10 @@ use hyper_util::server::conn::auto;
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let listen: SocketAddr = args.next().and_then(|a| a.parse().ok()).expect("usage: bare_proxy LISTEN UPSTREAM");
+    let listen: SocketAddr = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("usage: bare_proxy LISTEN UPSTREAM");
     let upstream: String = args.next().expect("usage: bare_proxy LISTEN UPSTREAM");
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -25,7 +28,9 @@ async fn main() {
         .build(connector);
     let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (client, upstream) = (client.clone(), upstream.clone());
         tokio::spawn(async move {
@@ -33,7 +38,9 @@ async fn main() {
                 let (client, upstream) = (client.clone(), upstream.clone());
                 async move {
                     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    *req.uri_mut() = format!("http://{upstream}{path}").parse::<Uri>().expect("valid uri");
+                    *req.uri_mut() = format!("http://{upstream}{path}")
+                        .parse::<Uri>()
+                        .expect("valid uri");
                     client.request(req).await
                 }
             });
