@@ -4,6 +4,8 @@ use cookie::Cookie;
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
 
+use crate::{factor, otp};
+
 /// The raw value of the first cookie called `name`, across every `Cookie`
 /// field (HTTP/2 may split them, RFC 9113 §8.2.3). Fields that are not
 /// UTF-8 or do not parse are skipped: garbage reads as "no such cookie".
@@ -18,72 +20,90 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|c| c.value_raw())
 }
 
-/// The raw values of several cookies, in one pass over the `Cookie` fields.
-pub fn get_many<'a, const N: usize>(
-    headers: &'a HeaderMap,
-    names: [&str; N],
-) -> [Option<&'a str>; N] {
-    let mut found = [None; N];
-    let all = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok);
-    for c in all {
-        if let Some(i) = names.iter().position(|n| *n == c.name())
-            && found[i].is_none()
-        {
-            found[i] = c.value_raw();
-        }
-    }
-    found
+/// The request's cookies as the gate understood them. The app is sent
+/// exactly `forward`, never the raw fields, so the gate and the app cannot
+/// read different sessions out of one request.
+pub struct Read<'a> {
+    /// The first cookie named exactly like the app's session cookie.
+    pub session: Option<&'a str>,
+    /// The first `otpgate` cookie.
+    pub factor: Option<&'a str>,
+    /// The one `Cookie` field for the app: every well-formed pair in order,
+    /// without the gateway's own cookies and without any other cookie an app
+    /// might take for its session (a duplicate, or the name in another case,
+    /// percent-encoded, or with `.` for `_` as PHP reads it).
+    pub forward: Option<HeaderValue>,
+    /// Whether the request had any `Cookie` field at all.
+    pub present: bool,
 }
 
-/// Removes the named cookies from the `Cookie` fields (joining them into
-/// one), so the upstream never sees the gateway's own cookies.
-pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
-    let mut kept = String::new();
-    for pair in headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-    {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-        if pair.is_empty() || names.contains(&name) {
-            continue;
+/// Reads every `Cookie` field (HTTP/2 may split them, RFC 9113 §8.2.3) pair
+/// by pair. A pair that is not UTF-8 or does not parse is dropped, not the
+/// whole field: garbage never hides a session from the gate.
+pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
+    let mut read = Read {
+        session: None,
+        factor: None,
+        forward: None,
+        present: false,
+    };
+    let mut forward = String::new();
+    for field in headers.get_all(COOKIE) {
+        read.present = true;
+        for raw in field.as_bytes().split(|b| *b == b';') {
+            let Some(pair) = std::str::from_utf8(raw).ok().map(str::trim) else {
+                continue;
+            };
+            let Ok(cookie) = Cookie::parse(pair) else {
+                continue;
+            };
+            let name = cookie.name();
+            if name == factor::COOKIE_NAME || name == otp::PENDING_COOKIE {
+                if name == factor::COOKIE_NAME && read.factor.is_none() {
+                    read.factor = cookie.value_raw();
+                }
+                continue;
+            }
+            if name == session_name && read.session.is_none() {
+                read.session = cookie.value_raw();
+            } else if same_to_an_app(name, session_name) {
+                continue;
+            }
+            if !forward.is_empty() {
+                forward.push_str("; ");
+            }
+            forward.push_str(pair);
         }
-        if !kept.is_empty() {
-            kept.push_str("; ");
-        }
-        kept.push_str(pair);
     }
-    headers.remove(COOKIE);
-    if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept)
-    {
-        headers.insert(COOKIE, v);
+    if !forward.is_empty() {
+        read.forward = HeaderValue::from_str(&forward).ok();
     }
+    read
 }
 
-/// Joins several `Cookie` fields into one: HTTP/2 may split cookies into
-/// separate fields, and RFC 9113 §8.2.3 requires them joined with "; "
-/// before they go on over HTTP/1.1, where many apps read only one field.
-pub fn merge_fields(headers: &mut HeaderMap) {
-    let mut fields = headers.get_all(COOKIE).iter();
-    if fields.next().is_none() || fields.next().is_none() {
-        return;
+/// Whether an app could take cookie `name` for `session`: equal ignoring
+/// ASCII case, after percent-decoding, with `.`, ` ` and `[` read as `_`
+/// (PHP's rewriting of cookie names).
+fn same_to_an_app(name: &str, session: &str) -> bool {
+    fn canon(s: &str) -> Vec<u8> {
+        let decoded: Vec<u8> = if s.contains('%') {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned().into_bytes())
+                .unwrap_or_default()
+        } else {
+            s.as_bytes().to_vec()
+        };
+        decoded
+            .into_iter()
+            .map(|b| match b {
+                b'.' | b' ' | b'[' => b'_',
+                other => other.to_ascii_lowercase(),
+            })
+            .collect()
     }
-    let joined: Vec<&[u8]> = headers
-        .get_all(COOKIE)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
-        headers.insert(COOKIE, v);
-    }
+    // Cheap test first: look-alikes are about as long as the real name.
+    name.len() >= session.len() && canon(name) == canon(session)
 }
 
 /// Whether the response deletes the cookie `name` (RFC 6265 §3.1: an empty
@@ -155,31 +175,39 @@ mod tests {
     }
 
     #[test]
-    fn reads_several_cookies_in_one_pass_taking_the_first_of_each() {
-        let h = req(&["a=1; sessionid=abc; sessionid=second", "otpgate=xyz"]);
-        assert_eq!(
-            get_many(&h, ["sessionid", "otpgate", "nope"]),
-            [Some("abc"), Some("xyz"), None]
+    fn the_app_gets_one_field_with_the_session_the_gate_read_and_nothing_of_ours() {
+        let h = req(&[
+            "a=1; sessionid=first; otpgate=x",
+            "sessionid=second; otpgate_pending=y; b=2",
+        ]);
+        let r = read(&h, "sessionid");
+        assert_eq!(r.session, Some("first"));
+        assert_eq!(r.factor, Some("x"));
+        assert_eq!(r.forward.unwrap(), "a=1; sessionid=first; b=2");
+    }
+
+    #[test]
+    fn a_garbage_pair_does_not_hide_the_session_and_is_not_forwarded() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"sessionid=real; x=\xe9; y").unwrap(),
         );
+        let r = read(&h, "sessionid");
+        assert_eq!(r.session, Some("real"));
+        assert_eq!(r.forward.unwrap(), "sessionid=real");
     }
 
     #[test]
-    fn strips_only_the_named_cookies() {
-        let mut h = req(&["a=1; otpgate=secret", "otpgate_pending=x; b=2"]);
-        strip(&mut h, &["otpgate", "otpgate_pending"]);
-        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
-        assert_eq!(h[COOKIE], "a=1; b=2");
-    }
-
-    #[test]
-    fn split_cookie_fields_are_joined_into_one() {
-        let mut h = req(&["a=1", "b=2; c=3"]);
-        merge_fields(&mut h);
-        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
-        assert_eq!(h[COOKIE], "a=1; b=2; c=3");
-        let mut single = req(&["a=1"]);
-        merge_fields(&mut single);
-        assert_eq!(single[COOKIE], "a=1");
+    fn look_alikes_of_the_session_cookie_never_reach_the_app() {
+        let h = req(&["SESSIONID=a; %73essionid=b; other=d"]);
+        let r = read(&h, "sessionid");
+        assert_eq!(r.session, None);
+        let h2 = req(&["session_id=real; session.id=fake; session id=fake"]);
+        let r2 = read(&h2, "session_id");
+        assert_eq!(r2.session, Some("real"));
+        assert_eq!(r2.forward.unwrap(), "session_id=real");
+        assert_eq!(r.forward.unwrap(), "other=d");
     }
 
     #[test]

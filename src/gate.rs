@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{ACCEPT, CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use http::header::{
+    ACCEPT, CACHE_CONTROL, COOKIE, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE,
+};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -69,17 +71,54 @@ async fn gate(
     let creds = credentials(state, app, &req);
     if app.bypasses(req.uri().path()) {
         // The login form is usually a bypass path: watch it for logins.
-        return pass(state, app, &view, req, &creds, None, creds.session.as_ref()).await;
+        let watch = match (creds.session, &creds.user) {
+            (Some(session), Some(_)) => Watch::Proven(session),
+            (Some(_), None) => Watch::Anonymous,
+            (None, _) => Watch::Nothing,
+        };
+        return pass(state, app, &view, req, &creds, None, watch).await;
     }
     let Some(session) = creds.session else {
         // No app session: the app decides (and shows its login).
-        return pass(state, app, &view, req, &creds, None, None).await;
+        return pass(state, app, &view, req, &creds, None, Watch::Nothing).await;
     };
     if let Some(user) = &creds.user {
-        return pass(state, app, &view, req, &creds, Some(user), None).await;
+        if !app.recheck.contains_key(&session) {
+            return pass(
+                state,
+                app,
+                &view,
+                req,
+                &creds,
+                Some(user),
+                Watch::Proven(session),
+            )
+            .await;
+        }
+        // The session may have changed hands since the factor was proven
+        // (an app that keeps its session id across logout and login).
+        return match &*identity::lookup(state, app, &creds, &view).await? {
+            Identity::User { name, .. } if name == user => {
+                app.recheck.invalidate(&session);
+                pass(
+                    state,
+                    app,
+                    &view,
+                    req,
+                    &creds,
+                    Some(user),
+                    Watch::Proven(session),
+                )
+                .await
+            }
+            Identity::Anonymous => {
+                pass(state, app, &view, req, &creds, None, Watch::Anonymous).await
+            }
+            Identity::User { .. } => Ok(second_factor_required(&req)),
+        };
     }
-    match &*identity::lookup(state, app, req.headers(), &view, &session).await? {
-        Identity::Anonymous => pass(state, app, &view, req, &creds, None, Some(&session)).await,
+    match &*identity::lookup(state, app, &creds, &view).await? {
+        Identity::Anonymous => pass(state, app, &view, req, &creds, None, Watch::Anonymous).await,
         Identity::User { .. } => Ok(second_factor_required(&req)),
     }
 }
@@ -90,33 +129,40 @@ pub struct Credentials {
     pub session: Option<[u8; 32]>,
     /// The user whose second factor is proven for that very session.
     pub user: Option<String>,
-    /// Whether the request carries an `otpgate` cookie at all (valid or not).
-    pub factor_cookie: bool,
+    /// The only `Cookie` field the app (and its who-am-I path) is sent.
+    pub forward: Option<HeaderValue>,
+    /// Whether the request had any `Cookie` field (so it must be rewritten).
+    pub had_cookies: bool,
 }
 
 pub fn credentials<B>(state: &State, app: &App, req: &Request<B>) -> Credentials {
-    let [session_value, factor_value] = cookies::get_many(
-        req.headers(),
-        [&app.cfg.session_cookie, factor::COOKIE_NAME],
-    );
-    let session = session_value.map(|v| {
+    let read = cookies::read(req.headers(), &app.cfg.session_cookie);
+    let session = read.session.map(|v| {
         let index = (app.index as u64).to_be_bytes();
         state.keys.session.of(&[&index, v.as_bytes()])
     });
-    let user = match (&session, factor_value) {
+    let user = match (&session, read.factor) {
         (Some(s), Some(v)) => factor::check(&state.keys, v, app.index, s, factor::now_secs()),
         _ => None,
     };
     Credentials {
         session,
         user,
-        factor_cookie: factor_value.is_some(),
+        forward: read.forward,
+        had_cookies: read.present,
     }
 }
 
-/// Forwards to the app and applies the response-side rules. `watch` is a
-/// session whose cached "not logged in" must be forgotten if this request
-/// may have logged it in.
+/// What a forwarded request may change about the session it carries.
+enum Watch {
+    Nothing,
+    /// Taken for anonymous: a login would make the cached answer wrong.
+    Anonymous,
+    /// Second factor proven: a login as someone else must not inherit it.
+    Proven([u8; 32]),
+}
+
+/// Forwards to the app and applies the response-side rules.
 async fn pass(
     state: &State,
     app: &App,
@@ -124,26 +170,30 @@ async fn pass(
     mut req: Request<Incoming>,
     creds: &Credentials,
     user: Option<&str>,
-    watch: Option<&[u8; 32]>,
+    watch: Watch,
 ) -> Result<Response<Body>, GateError> {
-    // The app never sees the gateway's cookie. (`otpgate_pending` is scoped
-    // to /.otpgate/, so browsers do not send it here.)
-    if creds.factor_cookie {
-        cookies::strip(
-            req.headers_mut(),
-            &[factor::COOKIE_NAME, otp::PENDING_COOKIE],
-        );
+    if creds.had_cookies {
+        let h = req.headers_mut();
+        h.remove(COOKIE);
+        if let Some(v) = &creds.forward {
+            h.insert(COOKIE, v.clone());
+        }
     }
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
     let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;
-    // An app that keeps the session cookie across login (session fixation)
-    // would otherwise be taken for anonymous until the cache entry expires,
-    // and its requests would skip the gate.
-    if let Some(session) = watch
-        && (may_log_in || res.headers().contains_key(SET_COOKIE))
-    {
-        identity::forget(app, session).await;
+    if may_log_in || res.headers().contains_key(SET_COOKIE) {
+        match watch {
+            Watch::Nothing => {}
+            // An app that keeps the session cookie across login (session
+            // fixation) would otherwise be taken for anonymous until the
+            // cache entry expires, and its requests would skip the gate.
+            Watch::Anonymous => identity::forget(app, creds, view, &state.keys).await,
+            Watch::Proven(session) => {
+                identity::forget(app, creds, view, &state.keys).await;
+                app.recheck.insert(session, ());
+            }
+        }
     }
     let h = res.headers_mut();
     if h.contains_key(SET_COOKIE) {

@@ -11,10 +11,11 @@ use http::header::{ACCEPT, COOKIE, HOST, HeaderValue, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Limited};
 
+use crate::body;
 use crate::error::GateError;
+use crate::gate::Credentials;
 use crate::headers::{self, ClientView};
 use crate::state::{App, State};
-use crate::{body, cookies};
 
 /// Largest who-am-I answer read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -38,20 +39,43 @@ pub fn new_cache(ttl: Duration) -> Cache {
         .build()
 }
 
-/// The identity behind a session, from the cache or from the app.
+/// The cache key: the app's answer depends on the Host and on every cookie
+/// it is sent (not only the session cookie), so all of them are in the key;
+/// a client cannot make one Host or cookie set answer for another.
+fn cache_key(
+    app: &App,
+    creds: &Credentials,
+    view: &ClientView,
+    keys: &crate::keys::Keys,
+) -> [u8; 32] {
+    let cookies = creds
+        .forward
+        .as_ref()
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    keys.session.of(&[
+        b"identity",
+        &(app.index as u64).to_be_bytes(),
+        view.host.as_bytes(),
+        cookies,
+    ])
+}
+
+/// The identity behind a request's session, from the cache or from the app.
 pub async fn lookup(
     state: &State,
     app: &App,
-    req_headers: &http::HeaderMap,
+    creds: &Credentials,
     view: &ClientView,
-    session: &[u8; 32],
 ) -> Result<Arc<Identity>, GateError> {
-    if app.cfg.userinfo_cache.is_zero() {
-        return fetch(state, app, req_headers, view).await.map(Arc::new);
+    let key = cache_key(app, creds, view, &state.keys);
+    // Just forgotten (a login may be under way): an answer fetched now may
+    // have started before the login finished, so it is not kept.
+    if app.cfg.userinfo_cache.is_zero() || app.forgotten.contains_key(&key) {
+        return fetch(state, app, creds, view).await.map(Arc::new);
     }
     app.identities
-        .try_get_with(*session, async {
-            fetch(state, app, req_headers, view).await.map(Arc::new)
+        .try_get_with(key, async {
+            fetch(state, app, creds, view).await.map(Arc::new)
         })
         .await
         .map_err(|e| match &*e {
@@ -60,15 +84,33 @@ pub async fn lookup(
         })
 }
 
-/// Forgets what is known about a session (its login state may have changed).
-pub async fn forget(app: &App, session: &[u8; 32]) {
-    app.identities.invalidate(session).await;
+/// Forgets what is known about a request's session: its login state may
+/// have changed.
+pub async fn forget(app: &App, creds: &Credentials, view: &ClientView, keys: &crate::keys::Keys) {
+    let key = cache_key(app, creds, view, keys);
+    app.forgotten.insert(key, ());
+    app.identities.invalidate(&key).await;
 }
 
 async fn fetch(
     state: &State,
     app: &App,
-    req_headers: &http::HeaderMap,
+    creds: &Credentials,
+    view: &ClientView,
+) -> Result<Identity, GateError> {
+    // The whole exchange, body included, is bounded by the upstream timeout.
+    tokio::time::timeout(
+        state.settings.server.upstream_timeout,
+        ask(state, app, creds, view),
+    )
+    .await
+    .map_err(|_| GateError::UpstreamTimeout)?
+}
+
+async fn ask(
+    state: &State,
+    app: &App,
+    creds: &Credentials,
     view: &ClientView,
 ) -> Result<Identity, GateError> {
     let uri = Uri::builder()
@@ -81,10 +123,9 @@ async fn fetch(
         .body(body::empty())
         .map_err(|e| GateError::Internal(e.to_string()))?;
     let h = req.headers_mut();
-    for cookie in req_headers.get_all(COOKIE) {
-        h.append(COOKIE, cookie.clone());
+    if let Some(cookies) = &creds.forward {
+        h.insert(COOKIE, cookies.clone());
     }
-    cookies::merge_fields(h);
     if let Ok(host) = HeaderValue::from_str(&view.host) {
         h.insert(HOST, host);
     }
@@ -95,13 +136,11 @@ async fn fetch(
     );
     headers::set_forwarded(h, view);
 
-    let res = tokio::time::timeout(
-        state.settings.server.upstream_timeout,
-        state.client.request(req),
-    )
-    .await
-    .map_err(|_| GateError::UpstreamTimeout)?
-    .map_err(GateError::UpstreamUnreachable)?;
+    let res = state
+        .client
+        .request(req)
+        .await
+        .map_err(GateError::UpstreamUnreachable)?;
     let status = res.status();
     if status.is_redirection()
         || status == http::StatusCode::UNAUTHORIZED

@@ -63,7 +63,6 @@ pub async fn forward(
         parts.headers.insert(HOST, host);
     }
     parts.version = Version::HTTP_11;
-    crate::cookies::merge_fields(&mut parts.headers);
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h);
     if let Some(proto) = &upgrade {

@@ -87,10 +87,10 @@ async fn visitor<B>(
     let Some(session) = creds.session else {
         return Ok(Visitor::NotLoggedIn);
     };
-    if creds.user.is_some() {
+    if creds.user.is_some() && !app.recheck.contains_key(&session) {
         return Ok(Visitor::Proven);
     }
-    match &*identity::lookup(state, app, req.headers(), view, &session).await? {
+    match &*identity::lookup(state, app, &creds, view).await? {
         Identity::Anonymous => Ok(Visitor::NotLoggedIn),
         Identity::User { name, phone } => {
             let pending = state

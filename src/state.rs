@@ -1,6 +1,8 @@
 //! Everything the gateway shares between requests, built once from the
 //! validated settings and held behind one `Arc`.
 
+use std::time::Duration;
+
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
@@ -10,11 +12,19 @@ use crate::proxy::{self, UpstreamClient};
 use crate::sms::Provider;
 use crate::text::{EN, Text};
 
-/// One protected application and its per-session identity cache.
+/// One protected application and what the gateway remembers about its sessions.
 pub struct App {
     pub index: usize,
     pub cfg: AppSettings,
+    /// Who-am-I answers (see `identity`).
     pub identities: Cache,
+    /// Identity keys whose answer was just invalidated: no answer fetched
+    /// around that moment is cached (it may predate a login).
+    pub forgotten: moka::sync::Cache<[u8; 32], ()>,
+    /// Sessions with a proven second factor that sent a request that may
+    /// have logged someone else in: their next request is checked against
+    /// the app's who-am-I before the factor counts again.
+    pub recheck: moka::sync::Cache<[u8; 32], ()>,
 }
 
 impl App {
@@ -61,6 +71,14 @@ impl State {
                 index,
                 cfg: cfg.clone(),
                 identities: identity::new_cache(cfg.userinfo_cache),
+                forgotten: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(settings.server.upstream_timeout + Duration::from_secs(1))
+                    .build(),
+                recheck: moka::sync::Cache::builder()
+                    .max_capacity(1_000_000)
+                    .time_to_live(settings.server.second_factor_lifetime)
+                    .build(),
             })
             .collect();
         let o = &settings.otp;

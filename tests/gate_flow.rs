@@ -85,3 +85,88 @@ async fn a_login_that_keeps_the_session_cookie_is_not_mistaken_for_anonymous() {
     );
     assert_eq!(env.app.hits_on("/reports"), 1);
 }
+
+#[tokio::test]
+async fn a_non_ascii_cookie_next_to_the_session_does_not_hide_the_session_from_the_gate() {
+    let env = Env::start().await;
+    let token = env.app.login("alice", Some("+31612345678"));
+    let cookie = format!("sessionid={token}; x=é");
+    let (status, _, _) = raw_request(
+        env.addr,
+        "GET",
+        "/reports",
+        &[("host", "gate.test"), ("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(status, 401, "the logged-in session is gated");
+    assert_eq!(env.app.hits_on("/reports"), 0);
+}
+
+#[tokio::test]
+async fn look_alikes_and_duplicates_of_the_session_cookie_never_reach_the_app() {
+    let env = Env::start().await;
+    let token = env.app.login("alice", Some("+31612345678"));
+    for cookie in [
+        format!("SESSIONID={token}"),
+        format!("%73essionid={token}"),
+        format!("sessionid=unknown; sessionid={token}"),
+    ] {
+        let (status, _, body) = raw_request(
+            env.addr,
+            "GET",
+            "/echo",
+            &[("host", "gate.test"), ("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(status, 200, "{cookie}: taken for anonymous and passed");
+        let seen = String::from_utf8_lossy(&body);
+        assert!(
+            !seen.contains(&token),
+            "{cookie}: the app must not see a session the gate did not check: {seen}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_proven_session_taken_over_by_another_user_needs_a_new_code() {
+    let env = Env::start().await;
+    let (client, token) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    let code = env.sms.last().code();
+    assert_eq!(submit_code(&env, &client, &csrf, &code).await.status(), 303);
+    assert_eq!(navigate(&client, &env.url("/reports")).await.status(), 200);
+    // The app keeps the session id while someone else logs in on it.
+    env.app
+        .sessions
+        .lock()
+        .unwrap()
+        .insert(token, ("bob".into(), Some("+4915112345678".into())));
+    let login = client
+        .post(env.url("/login"))
+        .form(&[("u", "bob")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let res = navigate(&client, &env.url("/reports")).await;
+    assert_eq!(
+        res.status(),
+        303,
+        "bob does not inherit alice's second factor"
+    );
+}
+
+#[tokio::test]
+async fn a_proven_session_that_posts_keeps_its_second_factor_when_the_user_is_unchanged() {
+    let env = Env::start().await;
+    let client = unlocked(&env, "alice").await;
+    let res = client
+        .post(env.url("/echo"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = navigate(&client, &env.url("/reports")).await;
+    assert_eq!(res.status(), 200, "the recheck finds the same user");
+}
