@@ -189,18 +189,10 @@ fn cookie_lookup(c: &mut Criterion) {
     g.bench_function("get missing", |b| {
         b.iter(|| cookies::get(black_box(&h), black_box("nope")))
     });
-    // strip runs on every forwarded request (gate::pass). The iter_batched_ref
-    // benchmarks below time only the routine; the clone that feeds each is
-    // set-up, shown on its own for scale.
-    g.bench_function("clone headers (for scale)", |b| {
-        b.iter(|| black_box(&h).clone())
-    });
-    g.bench_function("strip otpgate cookies", |b| {
-        b.iter_batched_ref(
-            || h.clone(),
-            |h| cookies::strip(h, &[factor::COOKIE_NAME, otp::PENDING_COOKIE]),
-            BatchSize::SmallInput,
-        )
+    // read runs on every request with cookies (gate::credentials): it finds
+    // the session and factor cookies and builds the one field the app sees.
+    g.bench_function("read (session, factor, forwarded field)", |b| {
+        b.iter(|| cookies::read(black_box(&h), black_box("sessionid")).forward)
     });
     g.finish();
 }
