@@ -12,12 +12,14 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_OTPGATE_USER: HeaderName = HeaderName::from_static("x-otpgate-user");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const OTPGATE_PREFIX: &str = "x-otpgate-";
 
 /// RFC 9110 §7.6.1: "Connection" and the fields it names apply to one hop
 /// only; so do the older hop-by-hop fields of RFC 2616 §13.5.1 that
 /// intermediaries still meet (`Keep-Alive`, `Proxy-Connection`, ...).
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -27,6 +29,16 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     http::header::TRAILER,
     http::header::TRANSFER_ENCODING,
     http::header::UPGRADE,
+    // RFC 7540 §3.2.1: only meaningful with `Upgrade: h2c`, which is never passed on.
+    HeaderName::from_static("http2-settings"),
+];
+
+/// Fields a client may not remove by naming them in `Connection`: the
+/// gateway's own forwarding depends on them.
+const NEVER_HOP_BY_HOP: [HeaderName; 3] = [
+    http::header::HOST,
+    http::header::CONTENT_LENGTH,
+    http::header::COOKIE,
 ];
 
 /// Removes the hop-by-hop fields: first every field named in `Connection`,
@@ -39,6 +51,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !NEVER_HOP_BY_HOP.contains(n))
             .collect();
         for name in named {
             headers.remove(name);
@@ -68,8 +81,13 @@ pub fn remove_otpgate_headers(headers: &mut HeaderMap) {
 
 /// The protocol a request asks to switch to (RFC 9110 §7.8), if it does so
 /// properly: an `Upgrade` field and the `upgrade` option in `Connection`.
+/// Only WebSocket (RFC 6455) is passed on: any other upgrade, `h2c` above
+/// all, would hand the client a raw connection to the app past the gate.
 pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
     let upgrade = req.headers().get(http::header::UPGRADE)?;
+    if !upgrade.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
     let listed = req
         .headers()
         .get_all(CONNECTION)
@@ -181,9 +199,23 @@ pub fn host_without_port(host: &str) -> &str {
 /// are kept (and extended) only when they come from a trusted proxy.
 pub fn set_forwarded(headers: &mut HeaderMap, view: &ClientView) {
     let peer = view.peer.to_string();
-    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if view.peer_trusted => format!("{prior}, {peer}"),
-        _ => peer,
+    let prior: Vec<&str> = if view.peer_trusted {
+        headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    } else {
+        // From an untrusted peer, neither these nor the other common
+        // client-address fields are believed or passed on.
+        headers.remove(FORWARDED);
+        headers.remove(X_REAL_IP);
+        Vec::new()
+    };
+    let xff = if prior.is_empty() {
+        peer
+    } else {
+        format!("{}, {peer}", prior.join(", "))
     };
     let proto = if view.https { "https" } else { "http" };
     if let Ok(v) = HeaderValue::from_str(&xff) {
@@ -224,6 +256,32 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn connection_cannot_remove_host_cookie_or_content_length() {
+        let mut h = map(&[
+            ("connection", "host, cookie, content-length"),
+            ("host", "a"),
+            ("cookie", "c=1"),
+            ("content-length", "0"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn only_a_websocket_upgrade_is_passed_on() {
+        let req = |proto: &str| {
+            Request::get("/")
+                .header("connection", "Upgrade")
+                .header("upgrade", proto)
+                .body(())
+                .unwrap()
+        };
+        assert!(upgrade_request(&req("websocket")).is_some());
+        assert!(upgrade_request(&req("h2c")).is_none());
+        assert!(upgrade_request(&req("tls/1.2")).is_none());
     }
 
     #[test]

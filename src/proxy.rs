@@ -99,6 +99,8 @@ pub async fn forward(
     }
     headers::remove_hop_by_hop(res.headers_mut());
     headers::remove_otpgate_headers(res.headers_mut());
+    // An HTTP/1.0 upstream must not turn the client's connection into 1.0.
+    *res.version_mut() = Version::HTTP_11;
     Ok(res.map(body::stream))
 }
 

@@ -153,7 +153,7 @@ async fn code_page(
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(rd)),
         Visitor::User(u) => u,
     };
-    let Some(number) = usable_number(state, app, view, &user) else {
+    let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, rd, &user, number);
@@ -190,7 +190,7 @@ async fn resend(
         Visitor::User(u) => u,
     };
     check_csrf(state, app, view, &req, &user, &form)?;
-    let Some(number) = usable_number(state, app, view, &user) else {
+    let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, &rd, &user, number);
@@ -227,7 +227,7 @@ async fn check_code(
         Visitor::User(u) => u,
     };
     check_csrf(state, app, view, &req, &user, &form)?;
-    let Some(number) = usable_number(state, app, view, &user) else {
+    let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, &rd, &user, number);
@@ -317,6 +317,19 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
             );
             res
         }
+        Outcome::Uncertain(code) => {
+            let mut res = page.render(StatusCode::OK, Some(Notice::error(t.send_uncertain)), false);
+            set_cookie(
+                &mut res,
+                &otp::seal(
+                    &page.state.keys,
+                    &code,
+                    page.state.settings.otp.ttl,
+                    view.https,
+                ),
+            );
+            res
+        }
         Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
         Outcome::Limited(l) => {
             let template = match l.window {
@@ -343,13 +356,7 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
 }
 
 /// The user's number if it is usable; logs why not otherwise.
-fn usable_number<'a>(
-    state: &State,
-    app: &App,
-    view: &ClientView,
-    user: &'a User,
-) -> Option<&'a str> {
-    let _ = state;
+fn usable_number<'a>(app: &App, view: &ClientView, user: &'a User) -> Option<&'a str> {
     match user.phone.as_deref() {
         Some(n) if phone::is_e164(n) => Some(n),
         found => {

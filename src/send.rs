@@ -6,7 +6,7 @@ use crate::headers::ClientView;
 use crate::limits::Limited;
 use crate::otp::{self, Code};
 use crate::phone;
-use crate::sms::{self, OutgoingSms};
+use crate::sms::{self, OutgoingSms, SendError};
 use crate::state::{App, State};
 
 pub enum Mode {
@@ -32,6 +32,10 @@ enum Kind {
 
 pub enum Outcome {
     Sent(Code),
+    /// The provider did not answer in time: the message may still arrive,
+    /// so the code stays alive and the send counts against the limits
+    /// (retrying at once could flood the phone, and the bill).
+    Uncertain(Code),
     AlreadyAlive,
     Limited(Limited),
     Failed,
@@ -77,6 +81,7 @@ pub async fn code(
         to: number.to_string(),
         from: state.settings.sms.from.clone(),
         body,
+        code: code.clone(),
     };
     match state.provider.send(&sms).await {
         Ok(receipt) => {
@@ -93,10 +98,21 @@ pub async fn code(
             );
             Outcome::Sent(code)
         }
+        Err(SendError::Timeout) => {
+            if kind == Kind::Replacement {
+                state.otp.install(pending, &code);
+            }
+            tracing::warn!(
+                event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+                provider = state.provider.name(), "the provider did not answer in time; the code may still arrive"
+            );
+            Outcome::Uncertain(code)
+        }
         Err(e) => {
-            // A first code that never left is dropped, so the next visit sends
-            // one; a resent code stays alive (the first message may still
-            // arrive); a replacement was never installed.
+            // The provider refused or could not be reached: nothing was sent.
+            // A first code is dropped, so the next visit sends one; a resent
+            // code stays alive (the first message may still arrive); a
+            // replacement was never installed. The slot is given back.
             if kind == Kind::First {
                 state.otp.abandon(pending, &code);
             }

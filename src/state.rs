@@ -28,21 +28,26 @@ pub struct App {
 }
 
 impl App {
-    /// Whether the path is one of the app's `bypass` prefixes. A path with
-    /// dot-segments or encoded separators never bypasses: the app might
-    /// normalise "/static/../admin" into a protected path.
+    /// Whether the path is under one of the app's `bypass` prefixes. A
+    /// prefix ending in "/" covers everything below it; any other covers
+    /// that path and everything below it ("/login" covers "/login/x", not
+    /// "/login-as"). A path with dot-segments, encoded separators or `;`
+    /// never bypasses: the app might normalise "/static/../admin" or
+    /// "/static/..;/admin" (Tomcat, Jetty) into a protected path.
     pub fn bypasses(&self, path: &str) -> bool {
-        self.cfg
-            .bypass
-            .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
-            && !is_ambiguous_path(path)
+        self.cfg.bypass.iter().any(|prefix| {
+            path.starts_with(prefix.as_str())
+                && (prefix.ends_with('/')
+                    || path.len() == prefix.len()
+                    || path.as_bytes()[prefix.len()] == b'/')
+        }) && !is_ambiguous_path(path)
     }
 }
 
 fn is_ambiguous_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     path.contains('\\')
+        || path.contains(';')
         || lower.contains("%2e")
         || lower.contains("%2f")
         || lower.contains("%5c")
@@ -118,6 +123,7 @@ mod tests {
             "/static/..%2Fadmin",
             "/static\\..\\admin",
             "/static/./x",
+            "/static/..;/admin",
         ] {
             assert!(is_ambiguous_path(p), "{p}");
         }

@@ -170,3 +170,54 @@ async fn a_proven_session_that_posts_keeps_its_second_factor_when_the_user_is_un
     let res = navigate(&client, &env.url("/reports")).await;
     assert_eq!(res.status(), 200, "the recheck finds the same user");
 }
+
+#[tokio::test]
+async fn a_bypass_prefix_without_a_trailing_slash_covers_that_path_and_below_not_its_siblings() {
+    let env = Env::start().await;
+    let (client, _) = env.logged_in("alice");
+    for (path, passes) in [
+        ("/login", true),
+        ("/login/step2", true),
+        ("/login-as", false),
+        ("/loginAdmin", false),
+    ] {
+        let res = client.get(env.url(path)).send().await.unwrap();
+        assert_eq!(res.status() == 200, passes, "{path}: {}", res.status());
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_other_than_websocket_is_not_passed_on() {
+    let env = Env::start().await;
+    let (status, _, body) = raw_request(
+        env.addr,
+        "GET",
+        "/echo",
+        &[
+            ("host", "gate.test"),
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(seen["headers"].get("upgrade").is_none(), "{seen}");
+    assert!(seen["headers"].get("http2-settings").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn connection_cannot_strip_the_host_the_app_sees() {
+    let env = Env::start().await;
+    let (status, _, body) = raw_request(
+        env.addr,
+        "GET",
+        "/echo",
+        &[("host", "crm.example"), ("connection", "host")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen["headers"]["host"], serde_json::json!(["crm.example"]));
+}

@@ -77,11 +77,18 @@ impl Didfarm {
         if !status.is_success() {
             return Err(SendError::Rejected {
                 status: status.as_u16(),
-                detail: detail(&bytes, &sms.body),
+                detail: detail(&bytes, &sms.body, sms.code.as_str()),
             });
         }
-        let answer: Answer =
-            serde_json::from_slice(&bytes).map_err(|e| SendError::BadAnswer(e.to_string()))?;
+        // serde's message may quote the answer, which may echo the code: only
+        // the position is kept.
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
+            SendError::BadAnswer(format!(
+                "expected JSON with data.message_id (error at line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         Ok(Receipt {
             message_id: answer.data.message_id,
         })
@@ -89,8 +96,9 @@ impl Didfarm {
 }
 
 /// A short reason from an error answer, for the log. The provider might echo
-/// the message, so anything from the body we sent is cut out.
-fn detail(bytes: &[u8], body: &str) -> String {
+/// the message, so a reason holding the code or any longer word of the body
+/// is dropped.
+fn detail(bytes: &[u8], body: &str, code: &str) -> String {
     let text = String::from_utf8_lossy(bytes);
     let reason = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
@@ -101,6 +109,7 @@ fn detail(bytes: &[u8], body: &str) -> String {
         })
         .unwrap_or_default();
     if reason.is_empty()
+        || reason.contains(code)
         || body
             .split_whitespace()
             .any(|w| w.len() >= 6 && reason.contains(w))
@@ -123,13 +132,21 @@ mod tests {
     fn an_error_reason_that_echoes_the_message_is_dropped() {
         let body = "Your code is 123456.";
         assert_eq!(
-            detail(br#"{"error":{"message":"invalid number"}}"#, body),
+            detail(br#"{"error":{"message":"invalid number"}}"#, body, "123456"),
             ": invalid number"
         );
         assert_eq!(
-            detail(br#"{"message":"bad body: Your code is 123456."}"#, body),
+            detail(
+                br#"{"message":"bad body: Your code is 123456."}"#,
+                body,
+                "123456"
+            ),
             ""
         );
-        assert_eq!(detail(b"not json", body), "");
+        assert_eq!(detail(b"not json", body, "123456"), "");
+        assert_eq!(
+            detail(br#"{"message":"duplicate 123456"}"#, body, "123456"),
+            ""
+        );
     }
 }

@@ -15,6 +15,8 @@ pub struct OutgoingSms {
     pub to: String,
     pub from: String,
     pub body: String,
+    /// The code inside `body`, so that nothing a provider echoes of it is logged.
+    pub code: crate::otp::Code,
 }
 
 /// What the provider said when it accepted a message.
