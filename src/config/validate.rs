@@ -36,8 +36,8 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: file.to_string(),
         line: e.span().map(|s| cx.line_of(&s)),
-        key: e.span().map(|s| cx.table_at(s.start)).unwrap_or_default(),
-        message: e.message().trim_end().to_string(),
+        key: e.span().map(|s| cx.key_at(s.start)).unwrap_or_default(),
+        message: e.message().trim_end().replace("expected i64", "expected a whole number"),
     })?;
     cx.settings(raw)
 }
@@ -71,6 +71,23 @@ impl Ctx<'_> {
                     .to_string()
             })
             .unwrap_or_default()
+    }
+
+    /// `table.key` for the `key = value` line the offset falls on, or the
+    /// table alone.
+    fn key_at(&self, offset: usize) -> String {
+        let table = self.table_at(offset);
+        let start = self.text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+        let line = self.text.get(start..).and_then(|t| t.lines().next()).unwrap_or("");
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+        match key {
+            Some(k) if table.is_empty() => k.to_string(),
+            Some(k) => format!("{table}.{k}"),
+            None => table,
+        }
     }
 
     fn err(
