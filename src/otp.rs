@@ -23,8 +23,8 @@ use crate::keys::{KeyedHash, Keys};
 
 pub const PENDING_COOKIE: &str = "otpgate_pending";
 
-/// A code in plain text. It exists only between generation and the
-/// provider call, and its `Debug` never shows it.
+/// A code in plain text. The server holds it only while a message is being
+/// sent (the user's browser keeps a sealed copy); its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Code(String);
 

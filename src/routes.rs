@@ -123,7 +123,7 @@ impl PageCtx<'_> {
     fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
         let code_alive = self.state.otp.status(&self.key) == Status::Alive;
         let wait = self.state.limiter.cooldown_left(&self.number_id);
-        let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let wait = crate::text::ceil_secs(wait);
         let page = VerifyPage {
             t: self.state.text,
             app: &self.app.cfg.name,
@@ -342,7 +342,7 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
                 Some(Notice::error(t.wait(template, l.wait))),
                 false,
             );
-            let secs = l.wait.as_secs() + u64::from(l.wait.subsec_nanos() > 0);
+            let secs = crate::text::ceil_secs(l.wait);
             res.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
             res

@@ -97,10 +97,15 @@ impl Text {
     }
 }
 
+/// Whole seconds, rounded up: a wait shown or sent as 0 would be a lie.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 /// "45 seconds", "3 minutes", "2 hours": rounded up, so the user never
 /// comes back too early.
 pub fn human_wait(d: Duration) -> String {
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let secs = ceil_secs(d);
     let (n, unit) = match secs {
         0..=90 => (secs.max(1), "second"),
         91..=5400 => (secs.div_ceil(60), "minute"),

@@ -37,7 +37,10 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
         file: file.to_string(),
         line: e.span().map(|s| cx.line_of(&s)),
         key: e.span().map(|s| cx.key_at(s.start)).unwrap_or_default(),
-        message: e.message().trim_end().replace("expected i64", "expected a whole number"),
+        message: e
+            .message()
+            .trim_end()
+            .replace("expected i64", "expected a whole number"),
     })?;
     cx.settings(raw)
 }
@@ -77,8 +80,16 @@ impl Ctx<'_> {
     /// table alone.
     fn key_at(&self, offset: usize) -> String {
         let table = self.table_at(offset);
-        let start = self.text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
-        let line = self.text.get(start..).and_then(|t| t.lines().next()).unwrap_or("");
+        let start = self
+            .text
+            .get(..offset)
+            .and_then(|t| t.rfind('\n'))
+            .map_or(0, |i| i + 1);
+        let line = self
+            .text
+            .get(start..)
+            .and_then(|t| t.lines().next())
+            .unwrap_or("");
         let key = line
             .split_once('=')
             .map(|(k, _)| k.trim())
