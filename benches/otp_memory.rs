@@ -143,6 +143,7 @@ fn main() {
         cooldown: Duration::from_secs(60),
         per_hour: 5,
         per_day: 20,
+        ..LimitSettings::default()
     });
     let t = Instant::now();
     for i in 0..n as u64 {

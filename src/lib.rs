@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -18,6 +18,11 @@ pub enum Window {
     Cooldown,
     Hour,
     Day,
+    /// Per client address (see `abuse`).
+    NetworkMinute,
+    NetworkHour,
+    /// Too many consecutive wrong codes for the account.
+    Account,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +153,7 @@ mod tests {
             cooldown: Duration::from_secs(cooldown),
             per_hour,
             per_day,
+            ..LimitSettings::default()
         })
     }
 

@@ -12,7 +12,7 @@ use crate::error::GateError;
 use crate::gate::credentials;
 use crate::headers::ClientView;
 use crate::identity::{self, Identity};
-use crate::limits::Window;
+use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
 use crate::pages::{self, MessagePage, Notice, SandboxPage, VerifyPage};
 use crate::send::{self, Outcome};
@@ -120,6 +120,26 @@ struct PageCtx<'a> {
 }
 
 impl PageCtx<'_> {
+    /// The page with the reason a limit holds, how long it holds, and
+    /// `Retry-After` (RFC 9110 §10.2.3).
+    fn limited(&self, l: limits::Limited) -> Response<Body> {
+        let t = self.state.text;
+        let template = match l.window {
+            Window::Cooldown => t.wait_cooldown,
+            Window::Hour => t.wait_hour,
+            Window::Day => t.wait_day,
+            Window::NetworkMinute | Window::NetworkHour => t.wait_network,
+            Window::Account => t.wait_account,
+        };
+        let notice = Notice::error(t.wait(template, l.wait));
+        let mut res = self.render(StatusCode::TOO_MANY_REQUESTS, Some(notice), false);
+        res.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from(crate::text::ceil_secs(l.wait)),
+        );
+        res
+    }
+
     fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
         let code_alive = self.state.otp.status(&self.key) == Status::Alive;
         let wait = self.state.limiter.cooldown_left(&self.number_id);
@@ -157,6 +177,10 @@ async fn code_page(
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, rd, &user, number);
+    // A locked account gets no code at all until the lock ends.
+    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        return Ok(page.limited(locked));
+    }
     let again = query_param(query, "m").as_deref() == Some("resent");
     // A HEAD (a link checker, a prefetch probe) never sends a message.
     if state.otp.status(&user.pending) == Status::Alive || req.method() == Method::HEAD {
@@ -194,6 +218,10 @@ async fn resend(
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, &rd, &user, number);
+    // A locked account gets no code at all until the lock ends.
+    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        return Ok(page.limited(locked));
+    }
     // While the code is alive the same code goes out again, so a late SMS still works.
     let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
         .and_then(|v| otp::unseal(&state.keys, v))
@@ -232,11 +260,28 @@ async fn check_code(
     };
     let page = page_ctx(state, app, &rd, &user, number);
     let t = state.text;
+    let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
+    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        event("otp.account_locked");
+        return Ok(page.limited(locked));
+    }
+    if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
+        event("rate_limited");
+        return Ok(page.limited(limited));
+    }
     let submitted = form.get("code").map_or("", String::as_str);
     let verdict = state.otp.verify(&user.pending, submitted);
-    let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
+    if matches!(verdict, Verdict::Wrong { .. } | Verdict::Locked)
+        && state.abuse.record_failure(&user.pending)
+    {
+        tracing::warn!(
+            event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
+            client_ip = %view.ip, "too many consecutive wrong codes: account locked"
+        );
+    }
     Ok(match verdict {
         Verdict::Correct => {
+            state.abuse.record_success(&user.pending);
             event("otp.verified");
             let lifetime = state.settings.server.second_factor_lifetime;
             let mut res = see_other(&rd);
@@ -331,22 +376,7 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
             res
         }
         Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
-        Outcome::Limited(l) => {
-            let template = match l.window {
-                Window::Cooldown => t.wait_cooldown,
-                Window::Hour => t.wait_hour,
-                Window::Day => t.wait_day,
-            };
-            let mut res = page.render(
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(Notice::error(t.wait(template, l.wait))),
-                false,
-            );
-            let secs = crate::text::ceil_secs(l.wait);
-            res.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-            res
-        }
+        Outcome::Limited(l) => page.limited(l),
         Outcome::Failed => page.render(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(Notice::error(t.send_failed)),

@@ -52,7 +52,8 @@ pub async fn code(
 ) -> Outcome {
     let masked = phone::mask(number);
     let number_id = state.keys.phone.of(&[number.as_bytes()]);
-    let reservation = match state.limiter.reserve(&number_id) {
+    let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
+    let reservation = match by_address.and_then(|()| state.limiter.reserve(&number_id)) {
         Ok(r) => r,
         Err(limited) => {
             tracing::info!(

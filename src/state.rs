@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::abuse::AbuseGuard;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
@@ -61,6 +62,7 @@ pub struct State {
     pub client: UpstreamClient,
     pub otp: OtpStore,
     pub limiter: SendLimiter,
+    pub abuse: AbuseGuard,
     pub provider: Provider,
     pub text: &'static Text,
 }
@@ -90,6 +92,7 @@ impl State {
         Ok(Self {
             otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
             limiter: SendLimiter::new(settings.limits.clone()),
+            abuse: AbuseGuard::new(&settings.limits),
             provider: Provider::from_settings(&settings.sms)?,
             client: proxy::client(settings.server.connect_timeout),
             keys,
@@ -97,6 +100,15 @@ impl State {
             settings,
             text: &EN,
         })
+    }
+
+    /// Identifies a client address for the per-address limits.
+    pub fn ip_key(&self, ip: std::net::IpAddr) -> [u8; 32] {
+        let bytes = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        self.keys.pending.of(&[b"client address", &bytes])
     }
 
     /// The app for a host name (lower-case, no port): an exact match first,

@@ -104,6 +104,32 @@ pub struct LimitSettings {
     pub cooldown: Duration,
     pub per_hour: u32,
     pub per_day: u32,
+    /// Sends requested from one client address.
+    pub per_ip_sends_per_minute: u32,
+    pub per_ip_sends_per_hour: u32,
+    /// Code checks from one client address.
+    pub per_ip_verifies_per_minute: u32,
+    /// Consecutive wrong codes for one account, across codes, before it is
+    /// locked (NIST SP 800-63B §5.2.2: at most 100).
+    pub account_failure_cap: u32,
+    pub account_lock: Duration,
+}
+
+impl Default for LimitSettings {
+    /// The guide's per-number limits, and per-address and per-account limits
+    /// sized for a company login page (an office behind one NAT included).
+    fn default() -> Self {
+        Self {
+            cooldown: Duration::from_secs(60),
+            per_hour: 5,
+            per_day: 20,
+            per_ip_sends_per_minute: 10,
+            per_ip_sends_per_hour: 60,
+            per_ip_verifies_per_minute: 30,
+            account_failure_cap: 100,
+            account_lock: Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

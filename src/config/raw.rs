@@ -53,6 +53,11 @@ pub struct RawLimits {
     pub cooldown: Option<S<String>>,
     pub per_hour: Option<S<i64>>,
     pub per_day: Option<S<i64>>,
+    pub per_ip_sends_per_minute: Option<S<i64>>,
+    pub per_ip_sends_per_hour: Option<S<i64>>,
+    pub per_ip_verifies_per_minute: Option<S<i64>>,
+    pub account_failure_cap: Option<S<i64>>,
+    pub account_lock: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -188,15 +188,47 @@ impl Ctx<'_> {
     fn settings(&self, raw: RawConfig) -> Result<Settings> {
         let server = self.server(&raw)?;
         let otp = self.otp(&raw)?;
+        let d = LimitSettings::default();
+        let l = &raw.limits;
         let limits = LimitSettings {
             cooldown: self.bounded(
-                &raw.limits.cooldown,
+                &l.cooldown,
                 "limits.cooldown",
-                Duration::from_secs(60),
+                d.cooldown,
                 Duration::ZERO..=Duration::from_secs(3600),
             )?,
-            per_hour: self.int(&raw.limits.per_hour, "limits.per_hour", 5, 1..=1000)?,
-            per_day: self.int(&raw.limits.per_day, "limits.per_day", 20, 1..=10_000)?,
+            per_hour: self.int(&l.per_hour, "limits.per_hour", d.per_hour, 1..=1000)?,
+            per_day: self.int(&l.per_day, "limits.per_day", d.per_day, 1..=10_000)?,
+            per_ip_sends_per_minute: self.int(
+                &l.per_ip_sends_per_minute,
+                "limits.per_ip_sends_per_minute",
+                d.per_ip_sends_per_minute,
+                1..=100_000,
+            )?,
+            per_ip_sends_per_hour: self.int(
+                &l.per_ip_sends_per_hour,
+                "limits.per_ip_sends_per_hour",
+                d.per_ip_sends_per_hour,
+                1..=1_000_000,
+            )?,
+            per_ip_verifies_per_minute: self.int(
+                &l.per_ip_verifies_per_minute,
+                "limits.per_ip_verifies_per_minute",
+                d.per_ip_verifies_per_minute,
+                1..=100_000,
+            )?,
+            account_failure_cap: self.int(
+                &l.account_failure_cap,
+                "limits.account_failure_cap",
+                d.account_failure_cap,
+                1..=100,
+            )?,
+            account_lock: self.bounded(
+                &l.account_lock,
+                "limits.account_lock",
+                d.account_lock,
+                Duration::from_secs(1)..=Duration::from_secs(30 * 86400),
+            )?,
         };
         let Some(sms) = &raw.sms else {
             return Err(self.err(

@@ -1,0 +1,176 @@
+//! Limits beyond the per-number ones: sends and code checks per client
+//! address, and an account lock after too many consecutive wrong codes
+//! across codes (NIST SP 800-63B §5.2.2 allows at most 100).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use crate::config::LimitSettings;
+use crate::limits::{Limited, Window};
+
+/// At most `limit` hits per key in any `window`.
+struct WindowCounter {
+    hits: Cache<[u8; 32], Arc<Mutex<VecDeque<Instant>>>>,
+    window: Duration,
+    limit: u32,
+}
+
+impl WindowCounter {
+    fn new(window: Duration, limit: u32) -> Self {
+        let hits = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_idle(window)
+            .build();
+        Self {
+            hits,
+            window,
+            limit,
+        }
+    }
+
+    /// Counts a hit, or says how long until one is allowed (and counts nothing).
+    fn hit(&self, key: &[u8; 32]) -> Result<(), Duration> {
+        let log = self.hits.get_with(*key, Default::default);
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            log.pop_front();
+        }
+        if log.len() >= self.limit as usize {
+            let oldest = log.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        log.push_back(now);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Account {
+    failures: u32,
+    locked_until: Option<Instant>,
+}
+
+pub struct AbuseGuard {
+    ip_sends_minute: WindowCounter,
+    ip_sends_hour: WindowCounter,
+    ip_verifies_minute: WindowCounter,
+    accounts: Cache<[u8; 32], Arc<Mutex<Account>>>,
+    failure_cap: u32,
+    lock: Duration,
+}
+
+impl AbuseGuard {
+    pub fn new(cfg: &LimitSettings) -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            ip_sends_minute: WindowCounter::new(minute, cfg.per_ip_sends_per_minute),
+            ip_sends_hour: WindowCounter::new(Duration::from_secs(3600), cfg.per_ip_sends_per_hour),
+            ip_verifies_minute: WindowCounter::new(minute, cfg.per_ip_verifies_per_minute),
+            // Consecutive failures persist until a success; an idle account
+            // is forgotten after a day (or its lock, if longer).
+            accounts: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(cfg.account_lock.max(Duration::from_secs(86_400)))
+                .build(),
+            failure_cap: cfg.account_failure_cap,
+            lock: cfg.account_lock,
+        }
+    }
+
+    /// Counts a send requested from `ip`, or refuses it.
+    pub fn allow_send(&self, ip: &[u8; 32]) -> Result<(), Limited> {
+        self.ip_sends_minute.hit(ip).map_err(|wait| Limited {
+            window: Window::NetworkMinute,
+            wait,
+        })?;
+        self.ip_sends_hour.hit(ip).map_err(|wait| Limited {
+            window: Window::NetworkHour,
+            wait,
+        })
+    }
+
+    /// Counts a code check from `ip`, or refuses it.
+    pub fn allow_verify(&self, ip: &[u8; 32]) -> Result<(), Limited> {
+        self.ip_verifies_minute.hit(ip).map_err(|wait| Limited {
+            window: Window::NetworkMinute,
+            wait,
+        })
+    }
+
+    /// How long the account stays locked, if it is.
+    pub fn account_locked(&self, account: &[u8; 32]) -> Option<Limited> {
+        let state = self.accounts.get(account)?;
+        let state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let until = state.locked_until?;
+        let wait = until.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(Limited {
+            window: Window::Account,
+            wait,
+        })
+    }
+
+    /// Records a wrong code; `true` when this failure locks the account.
+    pub fn record_failure(&self, account: &[u8; 32]) -> bool {
+        let state = self.accounts.get_with(*account, Default::default);
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.failures += 1;
+        if state.failures >= self.failure_cap {
+            state.failures = 0;
+            state.locked_until = Some(Instant::now() + self.lock);
+            return true;
+        }
+        false
+    }
+
+    /// A correct code ends the run of failures.
+    pub fn record_success(&self, account: &[u8; 32]) {
+        self.accounts.invalidate(account);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(per_minute: u32, cap: u32) -> AbuseGuard {
+        AbuseGuard::new(&LimitSettings {
+            per_ip_sends_per_minute: per_minute,
+            per_ip_verifies_per_minute: per_minute,
+            account_failure_cap: cap,
+            ..LimitSettings::default()
+        })
+    }
+
+    #[test]
+    fn sends_from_one_address_are_capped_per_minute_and_others_are_not_affected() {
+        let g = guard(2, 100);
+        assert!(g.allow_send(&[1; 32]).is_ok());
+        assert!(g.allow_send(&[1; 32]).is_ok());
+        let refused = g.allow_send(&[1; 32]).unwrap_err();
+        assert_eq!(refused.window, Window::NetworkMinute);
+        assert!(refused.wait > Duration::from_secs(58));
+        assert!(g.allow_send(&[2; 32]).is_ok());
+    }
+
+    #[test]
+    fn consecutive_failures_lock_the_account_and_a_success_resets_them() {
+        let g = guard(10, 3);
+        assert!(!g.record_failure(&[1; 32]));
+        assert!(!g.record_failure(&[1; 32]));
+        g.record_success(&[1; 32]);
+        assert!(!g.record_failure(&[1; 32]));
+        assert!(!g.record_failure(&[1; 32]));
+        assert!(g.account_locked(&[1; 32]).is_none());
+        assert!(g.record_failure(&[1; 32]));
+        let locked = g.account_locked(&[1; 32]).unwrap();
+        assert_eq!(locked.window, Window::Account);
+        assert!(locked.wait > Duration::from_secs(3590));
+    }
+}
