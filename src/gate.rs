@@ -49,6 +49,23 @@ async fn gate(
     conn: Conn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
+    // A reverse proxy opens no tunnels (RFC 9110 §9.3.6).
+    if req.method() == Method::CONNECT {
+        return Err(GateError::MethodNotAllowed);
+    }
+    // RFC 9112 §3.2: more than one Host field is an error; the app might read
+    // another one than the gate did.
+    if req
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(GateError::BadRequest(
+            "the request has more than one Host field",
+        ));
+    }
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
     let view = ClientView::new(

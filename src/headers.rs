@@ -63,16 +63,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes every `X-Otpgate-*` field, so that only the gateway can set them.
+/// Also removes names that only differ by `_` for `-` from those or from the
+/// forwarding fields: CGI, FastCGI (PHP), WSGI and Rack read `X_Otpgate_User`
+/// as the same `HTTP_X_OTPGATE_USER` the gateway sets (nginx drops all such
+/// names by default, `underscores_in_headers off`).
 pub fn remove_otpgate_headers(headers: &mut HeaderMap) {
-    let has_any = headers
-        .keys()
-        .any(|k| k.as_str().starts_with(OTPGATE_PREFIX));
-    if has_any {
-        let names: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with(OTPGATE_PREFIX))
-            .cloned()
-            .collect();
+    let forbidden = |k: &HeaderName| {
+        let name = k.as_str();
+        if name.starts_with(OTPGATE_PREFIX) {
+            return true;
+        }
+        if !name.contains('_') {
+            return false;
+        }
+        let dashed = name.replace('_', "-");
+        dashed.starts_with(OTPGATE_PREFIX)
+            || [
+                X_FORWARDED_FOR,
+                X_FORWARDED_PROTO,
+                X_FORWARDED_HOST,
+                X_REAL_IP,
+                FORWARDED,
+            ]
+            .iter()
+            .any(|f| f.as_str() == dashed)
+    };
+    if headers.keys().any(forbidden) {
+        let names: Vec<HeaderName> = headers.keys().filter(|k| forbidden(k)).cloned().collect();
         for name in names {
             headers.remove(name);
         }

@@ -148,6 +148,18 @@ async fn serve_connection(
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
+    // hyper's header_read_timeout starts only once the protocol is known; a
+    // client that sends nothing, or only part of the HTTP/2 preface, must not
+    // hold a connection open.
+    let first_bytes = state.settings.server.header_read_timeout;
+    if tls.is_none()
+        && tokio::time::timeout(first_bytes, protocol_known(&stream))
+            .await
+            .is_err()
+    {
+        tracing::debug!(%peer, "no request within header_read_timeout; closing");
+        return;
+    }
     let conn = Conn {
         peer,
         tls: tls.is_some(),
@@ -190,6 +202,26 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Waits until the first bytes tell HTTP/1 from HTTP/2 (RFC 9113 §3.4: the
+/// client preface), or the peer closes.
+async fn protocol_known(stream: &TcpStream) {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.peek(&mut buf).await {
+            Ok(n) if n > 0 && n < PREFACE.len() && buf[..n] == PREFACE[..n] => {
+                // Part of the preface: wait for the rest (peeking again at
+                // once would spin, the readiness stays set).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return,
+        }
     }
 }
 
