@@ -86,14 +86,7 @@ pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
 /// (PHP's rewriting of cookie names).
 fn same_to_an_app(name: &str, session: &str) -> bool {
     fn canon(s: &str) -> Vec<u8> {
-        let decoded: Vec<u8> = if s.contains('%') {
-            form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned().into_bytes())
-                .unwrap_or_default()
-        } else {
-            s.as_bytes().to_vec()
-        };
+        let decoded: Vec<u8> = percent_encoding::percent_decode(s.as_bytes()).collect();
         decoded
             .into_iter()
             .map(|b| match b {

@@ -37,10 +37,7 @@ fn is_safe(rd: &str) -> bool {
 /// Decodes `%XX` escapes (once is enough: any second layer of escaping is
 /// only decoded by the application, never by the browser's URL parser).
 fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    form_urlencoded::parse(&[b"x=", bytes].concat())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default()
+    percent_encoding::percent_decode(bytes).collect()
 }
 
 #[cfg(test)]
@@ -69,6 +66,8 @@ mod tests {
             "/\tevil",
             "/a\r\nSet-Cookie: x=1",
             "/%0d%0aSet-Cookie:x",
+            "/a?x=1&y=%0d%0a",
+            "/a&%5Cevil",
             "evil.example",
         ] {
             assert_eq!(sanitize(bad), "/", "{bad:?}");
