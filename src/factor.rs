@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cookie::{Cookie, CookieJar, SameSite};
+use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
 use crate::keys::Keys;
@@ -43,20 +43,14 @@ pub fn issue(
         .secure(secure)
         .max_age(cookie::time::Duration::seconds(lifetime.as_secs() as i64))
         .build();
-    let mut jar = CookieJar::new();
-    jar.private_mut(&keys.cookie).add(cookie);
-    jar.delta()
-        .next()
-        .cloned()
-        .expect("the jar holds the cookie just added")
+    keys.seal_cookie(cookie)
 }
 
 /// The user the cookie was issued to, if it is authentic, unexpired, for
 /// this app and for this very session; `None` otherwise.
 pub fn check(keys: &Keys, value: &str, app: usize, session: &[u8; 32], now: u64) -> Option<String> {
-    let sealed = Cookie::new(COOKIE_NAME, value.to_string());
-    let plain = CookieJar::new().private(&keys.cookie).decrypt(sealed)?;
-    let mut fields = plain.value().splitn(6, '\t');
+    let plain = keys.open_cookie(COOKIE_NAME, value)?;
+    let mut fields = plain.splitn(6, '\t');
     if fields.next()? != VERSION {
         return None;
     }

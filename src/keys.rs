@@ -143,6 +143,26 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Encrypts and authenticates a gateway cookie's value (AES-256-GCM via
+    /// the cookie crate's private jar; the name is the associated data).
+    pub fn seal_cookie(&self, cookie: cookie::Cookie<'static>) -> cookie::Cookie<'static> {
+        let mut jar = cookie::CookieJar::new();
+        jar.private_mut(&self.cookie).add(cookie);
+        jar.delta()
+            .next()
+            .cloned()
+            .expect("the jar holds the cookie just added")
+    }
+
+    /// The plain value of a sealed gateway cookie, if it is authentic.
+    pub fn open_cookie(&self, name: &'static str, value: &str) -> Option<String> {
+        let sealed = cookie::Cookie::new(name, value.to_string());
+        let plain = cookie::CookieJar::new()
+            .private(&self.cookie)
+            .decrypt(sealed)?;
+        Some(plain.value().to_string())
+    }
+
     pub fn derive(secret: &[u8]) -> Self {
         let cookie_master = {
             let a = hmac_once(secret, &[b"otpgate cookie key 1"]);

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cookie::{Cookie, CookieJar, SameSite};
+use cookie::{Cookie, SameSite};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 use rand::TryRngCore;
@@ -261,19 +261,11 @@ pub fn seal(keys: &Keys, code: &Code, ttl: Duration, secure: bool) -> Cookie<'st
         .secure(secure)
         .max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64))
         .build();
-    let mut jar = CookieJar::new();
-    jar.private_mut(&keys.cookie).add(cookie);
-    jar.delta()
-        .next()
-        .cloned()
-        .expect("the jar holds the cookie just added")
+    keys.seal_cookie(cookie)
 }
 
 pub fn unseal(keys: &Keys, value: &str) -> Option<Code> {
-    let plain = CookieJar::new()
-        .private(&keys.cookie)
-        .decrypt(Cookie::new(PENDING_COOKIE, value.to_string()))?;
-    Some(Code(plain.value().to_string()))
+    keys.open_cookie(PENDING_COOKIE, value).map(Code)
 }
 
 #[cfg(test)]

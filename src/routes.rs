@@ -201,19 +201,58 @@ async fn code_page(
     Ok(after_send(&page, outcome, view))
 }
 
+type Form = std::collections::HashMap<String, String>;
+
+/// How a form post starts: read the form, and know who posts it.
+enum Posted {
+    /// Not logged in, or already proven: the answer is a redirect.
+    Done(Response<Body>),
+    By {
+        req: Request<()>,
+        form: Form,
+        rd: String,
+        user: User,
+    },
+}
+
+/// Reads a post's form, finds where to go next and who posts it, and
+/// checks its CSRF token.
+async fn posted(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: Request<Incoming>,
+) -> Result<Posted, GateError> {
+    let (req, form) = read_form(req).await?;
+    let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
+    let user = match visitor(state, app, view, &req).await? {
+        Visitor::NotLoggedIn | Visitor::Proven => return Ok(Posted::Done(see_other(&rd))),
+        Visitor::User(u) => u,
+    };
+    check_csrf(state, app, view, &req, &user, &form)?;
+    Ok(Posted::By {
+        req,
+        form,
+        rd,
+        user,
+    })
+}
+
 async fn resend(
     state: &State,
     app: &App,
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    let (req, form) = read_form(req).await?;
-    let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
-    let user = match visitor(state, app, view, &req).await? {
-        Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(&rd)),
-        Visitor::User(u) => u,
+    let (req, _, rd, user) = match posted(state, app, view, req).await? {
+        Posted::Done(res) => return Ok(res),
+        Posted::By {
+            req,
+            form,
+            rd,
+            user,
+        } => (req, form, rd, user),
     };
-    check_csrf(state, app, view, &req, &user, &form)?;
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
@@ -248,13 +287,15 @@ async fn check_code(
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    let (req, form) = read_form(req).await?;
-    let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
-    let user = match visitor(state, app, view, &req).await? {
-        Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(&rd)),
-        Visitor::User(u) => u,
+    let (_, form, rd, user) = match posted(state, app, view, req).await? {
+        Posted::Done(res) => return Ok(res),
+        Posted::By {
+            req,
+            form,
+            rd,
+            user,
+        } => (req, form, rd, user),
     };
-    check_csrf(state, app, view, &req, &user, &form)?;
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
@@ -433,7 +474,7 @@ fn check_csrf<B>(
     view: &ClientView,
     req: &Request<B>,
     user: &User,
-    form: &std::collections::HashMap<String, String>,
+    form: &Form,
 ) -> Result<(), GateError> {
     let h = req.headers();
     if h.get("sec-fetch-site")
@@ -457,9 +498,7 @@ fn check_csrf<B>(
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
-async fn read_form(
-    req: Request<Incoming>,
-) -> Result<(Request<()>, std::collections::HashMap<String, String>), GateError> {
+async fn read_form(req: Request<Incoming>) -> Result<(Request<()>, Form), GateError> {
     let (parts, body) = req.into_parts();
     let is_form = parts
         .headers
