@@ -207,12 +207,14 @@ type Form = std::collections::HashMap<String, String>;
 enum Posted {
     /// Not logged in, or already proven: the answer is a redirect.
     Done(Response<Body>),
-    By {
-        req: Request<()>,
-        form: Form,
-        rd: String,
-        user: User,
-    },
+    By(Box<Post>),
+}
+
+struct Post {
+    req: Request<()>,
+    form: Form,
+    rd: String,
+    user: User,
 }
 
 /// Reads a post's form, finds where to go next and who posts it, and
@@ -230,12 +232,12 @@ async fn posted(
         Visitor::User(u) => u,
     };
     check_csrf(state, app, view, &req, &user, &form)?;
-    Ok(Posted::By {
+    Ok(Posted::By(Box::new(Post {
         req,
         form,
         rd,
         user,
-    })
+    })))
 }
 
 async fn resend(
@@ -246,12 +248,7 @@ async fn resend(
 ) -> Result<Response<Body>, GateError> {
     let (req, _, rd, user) = match posted(state, app, view, req).await? {
         Posted::Done(res) => return Ok(res),
-        Posted::By {
-            req,
-            form,
-            rd,
-            user,
-        } => (req, form, rd, user),
+        Posted::By(post) => (post.req, post.form, post.rd, post.user),
     };
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
@@ -289,12 +286,7 @@ async fn check_code(
 ) -> Result<Response<Body>, GateError> {
     let (_, form, rd, user) = match posted(state, app, view, req).await? {
         Posted::Done(res) => return Ok(res),
-        Posted::By {
-            req,
-            form,
-            rd,
-            user,
-        } => (req, form, rd, user),
+        Posted::By(post) => (post.req, post.form, post.rd, post.user),
     };
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
