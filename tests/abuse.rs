@@ -5,15 +5,6 @@ mod common;
 
 use common::*;
 
-async fn resend(env: &Env, client: &reqwest::Client, csrf: &str) -> reqwest::Response {
-    client
-        .post(env.url("/.otpgate/resend"))
-        .form(&[("csrf", csrf), ("rd", "/reports")])
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn sends_from_one_address_are_capped_across_accounts() {
     let env = Env::with("[limits]\ncooldown = \"0s\"\nper_ip_sends_per_minute = 2\n").await;

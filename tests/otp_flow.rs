@@ -39,16 +39,6 @@ fn location(res: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// Posts the resend form.
-async fn resend(env: &Env, client: &reqwest::Client, csrf: &str) -> reqwest::Response {
-    client
-        .post(env.url("/.otpgate/resend"))
-        .form(&[("csrf", csrf), ("rd", "/reports")])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Posts a code with a chosen `rd`.
 async fn submit_with_rd(
     env: &Env,

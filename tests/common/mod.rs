@@ -560,6 +560,16 @@ pub async fn unlocked(env: &Env, user: &str) -> reqwest::Client {
     client
 }
 
+/// Posts the resend form of the code page.
+pub async fn resend(env: &Env, client: &reqwest::Client, csrf: &str) -> reqwest::Response {
+    client
+        .post(env.url("/.otpgate/resend"))
+        .form(&[("csrf", csrf), ("rd", "/reports")])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A code that is not `code`.
 pub fn wrong(code: &str) -> String {
     if code.starts_with('0') {
