@@ -246,9 +246,9 @@ async fn resend(
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    let (req, _, rd, user) = match posted(state, app, view, req).await? {
+    let Post { req, rd, user, .. } = match posted(state, app, view, req).await? {
         Posted::Done(res) => return Ok(res),
-        Posted::By(post) => (post.req, post.form, post.rd, post.user),
+        Posted::By(post) => *post,
     };
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
@@ -284,9 +284,9 @@ async fn check_code(
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    let (_, form, rd, user) = match posted(state, app, view, req).await? {
+    let Post { form, rd, user, .. } = match posted(state, app, view, req).await? {
         Posted::Done(res) => return Ok(res),
-        Posted::By(post) => (post.req, post.form, post.rd, post.user),
+        Posted::By(post) => *post,
     };
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));

@@ -67,34 +67,14 @@ fn bare_client() -> reqwest::Client {
 /// Starts an environment with a second app, "Second App", served for
 /// `Host: second.example` by the same fake upstream; cooldown is off.
 async fn env_with_second_app() -> Env {
-    let app = FakeApp::start().await;
-    let sms = FakeDidfarm::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let second = format!(
-        "\n[[apps]]\nname = \"Second App\"\nhost = \"second.example\"\nupstream = \"{}\"\nsession_cookie = \"sessionid\"\n\
-         userinfo_path = \"/api/me\"\nuser_pointer = \"/username\"\nphone_pointer = \"/phone\"\n",
-        app.url()
-    );
-    let text = config_text(&app.url(), &sms.url(), dir.path(), &second);
-    let text = format!("[limits]\ncooldown = \"0s\"\n{text}");
-    let settings =
-        otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
-    assert_eq!(settings.apps.len(), 2);
-    let gw = otpgate::Gateway::bind(settings)
-        .await
-        .expect("gateway binds");
-    let addr = gw.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(gw.serve(async move {
-        let _ = rx.await;
-    }));
-    Env {
-        app,
-        sms,
-        addr,
-        dir,
-        shutdown: Some(tx),
-    }
+    Env::with_config(|text| {
+        let upstream = text.lines().find(|l| l.starts_with("upstream =")).expect("the base config names its upstream");
+        format!(
+            "[limits]\ncooldown = \"0s\"\n{text}\n[[apps]]\nname = \"Second App\"\nhost = \"second.example\"\n{upstream}\n\
+             session_cookie = \"sessionid\"\nuserinfo_path = \"/api/me\"\nuser_pointer = \"/username\"\nphone_pointer = \"/phone\"\n"
+        )
+    })
+    .await
 }
 
 // 1

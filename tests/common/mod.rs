@@ -446,28 +446,7 @@ impl Env {
 
     /// Starts with extra top-level TOML tables (`[otp]`, `[limits]`, ...).
     pub async fn with(tables: &str) -> Self {
-        let app = FakeApp::start().await;
-        let sms = FakeDidfarm::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let text = config_text(&app.url(), &sms.url(), dir.path(), "");
-        let text = format!("{tables}\n{text}");
-        let settings =
-            otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
-        let gw = otpgate::Gateway::bind(settings)
-            .await
-            .expect("gateway binds");
-        let addr = gw.local_addr();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(gw.serve(async move {
-            let _ = rx.await;
-        }));
-        Env {
-            app,
-            sms,
-            addr,
-            dir,
-            shutdown: Some(tx),
-        }
+        Self::with_config(|text| format!("{tables}\n{text}")).await
     }
 
     pub fn url(&self, path: &str) -> String {
