@@ -15,9 +15,10 @@ use crate::identity::{self, Identity};
 use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
 use crate::pages::{self, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::phone::Number;
 use crate::send::{self, Outcome};
 use crate::state::{App, State};
-use crate::{cookies, factor, phone, redirect};
+use crate::{cookies, factor, redirect};
 
 pub const PREFIX: &str = "/.otpgate/";
 /// Largest form body accepted by the gateway's endpoints.
@@ -176,7 +177,7 @@ async fn code_page(
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
-    let page = page_ctx(state, app, rd, &user, number);
+    let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         return Ok(page.limited(locked));
@@ -194,7 +195,7 @@ async fn code_page(
         view,
         &user.name,
         &user.pending,
-        number,
+        &number,
         send::Mode::IfNone,
     )
     .await;
@@ -253,7 +254,7 @@ async fn resend(
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
-    let page = page_ctx(state, app, &rd, &user, number);
+    let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         return Ok(page.limited(locked));
@@ -266,7 +267,7 @@ async fn resend(
         Some(code) => send::Mode::Same(code),
         None => send::Mode::New,
     };
-    let outcome = send::code(state, app, view, &user.name, &user.pending, number, mode).await;
+    let outcome = send::code(state, app, view, &user.name, &user.pending, &number, mode).await;
     if let Outcome::Sent(code) = &outcome {
         let mut res = see_other(&format!("{}&m=resent", verify_url(&rd)));
         set_cookie(
@@ -291,7 +292,7 @@ async fn check_code(
     let Some(number) = usable_number(app, view, &user) else {
         return Ok(no_phone(state, app));
     };
-    let page = page_ctx(state, app, &rd, &user, number);
+    let page = page_ctx(state, app, &rd, &user, &number);
     let t = state.text;
     let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
@@ -366,15 +367,15 @@ fn page_ctx<'a>(
     app: &'a App,
     rd: &'a str,
     user: &User,
-    number: &str,
+    number: &Number,
 ) -> PageCtx<'a> {
     PageCtx {
         state,
         app,
         csrf: csrf_token(state, app, &user.session),
         rd,
-        masked: phone::mask(number),
-        number_id: state.keys.phone.of(&[number.as_bytes()]),
+        masked: number.masked(),
+        number_id: state.keys.phone.of(&[number.as_str().as_bytes()]),
         key: user.pending,
     }
 }
@@ -419,19 +420,14 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
 }
 
 /// The user's number if it is usable; logs why not otherwise.
-fn usable_number<'a>(app: &App, view: &ClientView, user: &'a User) -> Option<&'a str> {
-    match user.phone.as_deref() {
-        Some(n) if phone::is_e164(n) => Some(n),
-        found => {
-            let why = if found.is_some() {
-                "is not in E.164 form (+ country code and number)"
-            } else {
-                "is missing"
-            };
-            tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
-            None
-        }
-    }
+fn usable_number(app: &App, view: &ClientView, user: &User) -> Option<Number> {
+    let why = match user.phone.as_deref().map(Number::parse) {
+        Some(Ok(number)) => return Some(number),
+        Some(Err(e)) => e.to_string(),
+        None => "is missing".to_string(),
+    };
+    tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
+    None
 }
 
 fn no_phone(state: &State, app: &App) -> Response<Body> {

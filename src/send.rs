@@ -5,7 +5,7 @@
 use crate::headers::ClientView;
 use crate::limits::Limited;
 use crate::otp::{self, Code};
-use crate::phone;
+use crate::phone::Number;
 use crate::sms::{self, OutgoingSms, SendError};
 use crate::state::{App, State};
 
@@ -47,11 +47,11 @@ pub async fn code(
     view: &ClientView,
     user: &str,
     pending: &[u8; 32],
-    number: &str,
+    number: &Number,
     mode: Mode,
 ) -> Outcome {
-    let masked = phone::mask(number);
-    let number_id = state.keys.phone.of(&[number.as_bytes()]);
+    let masked = number.masked();
+    let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
     let reservation = match by_address.and_then(|()| state.limiter.reserve(&number_id)) {
         Ok(r) => r,
@@ -79,7 +79,7 @@ pub async fn code(
     let origin = o.origin_bound.then_some(host.as_str());
     let body = sms::render_body(&o.message, &app.cfg.name, code.as_str(), o.ttl, origin);
     let sms = OutgoingSms {
-        to: number.to_string(),
+        to: number.as_str().to_string(),
         from: state.settings.sms.from.clone(),
         body,
         code: code.clone(),

@@ -657,8 +657,8 @@ impl Ctx<'_> {
             .into_iter()
             .map(|(user, number)| {
                 let n = number.get_ref().trim();
-                if !phone::is_e164(n) {
-                    return Err(inner.at(&number, &format!("users.{user}"), "is not an E.164 number; write it as \"+\" then country code and number, e.g. \"+31612345678\""));
+                if let Err(e) = phone::Number::parse(n) {
+                    return Err(inner.at(&number, &format!("users.{user}"), format!("{n:?} {e}; write it as \"+\" then country code and number, e.g. \"+31612345678\"")));
                 }
                 Ok((user, n.to_string()))
             })
