@@ -21,3 +21,26 @@ pub fn empty() -> Body {
 pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.boxed_unsync()
 }
+
+/// Reads a whole request body of at most `max` bytes: 413 beyond that, 400
+/// with `unreadable` when the stream breaks.
+pub async fn read_limited(
+    body: hyper::body::Incoming,
+    max: usize,
+    unreadable: &'static str,
+) -> Result<Bytes, crate::error::GateError> {
+    use crate::error::GateError;
+    http_body_util::Limited::new(body, max)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                GateError::PayloadTooLarge
+            } else {
+                GateError::BadRequest(unreadable)
+            }
+        })
+}

@@ -43,7 +43,7 @@ pub async fn run(config_path: &Path) -> ExitCode {
         }
     };
     // The demo never sends real messages, whatever the file says.
-    settings.sms.provider = ProviderSettings::Sandbox;
+    settings.sms.providers = vec![ProviderSettings::Sandbox];
     let upstream = settings.apps[0].upstream.authority.as_str().to_string();
     let app_addr: SocketAddr = match upstream.parse() {
         Ok(a) => a,

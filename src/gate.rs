@@ -16,7 +16,7 @@ use crate::error::GateError;
 use crate::headers::{self, ClientView};
 use crate::identity::{self, Identity};
 use crate::state::{App, State};
-use crate::{cookies, factor, otp, pages, proxy, routes};
+use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,10 @@ async fn gate(
     );
     if view.host.is_empty() {
         return Err(GateError::MissingHost);
+    }
+    // Providers call from outside any app's host name.
+    if req.uri().path().starts_with(webhook::PREFIX) {
+        return webhook::serve(state, req).await;
     }
     let app = state
         .app_for(headers::host_without_port(&view.host))

@@ -140,6 +140,8 @@ pub struct Keys {
     pub phone: KeyedHash,
     /// Identifies a pending code by app and user.
     pub pending: KeyedHash,
+    /// Makes the unguessable token in the providers' webhook URLs.
+    pub webhook: KeyedHash,
 }
 
 impl Keys {
@@ -176,6 +178,7 @@ impl Keys {
             csrf: KeyedHash::derive(secret, "otpgate csrf"),
             phone: KeyedHash::derive(secret, "otpgate phone"),
             pending: KeyedHash::derive(secret, "otpgate pending"),
+            webhook: KeyedHash::derive(secret, "otpgate webhook"),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod cookies;
+pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod factor;
@@ -28,5 +29,6 @@ pub mod server;
 pub mod sms;
 pub mod state;
 pub mod text;
+pub mod webhook;
 
 pub use server::Gateway;

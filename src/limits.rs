@@ -73,6 +73,13 @@ impl SendLimiter {
     /// and taking happen under one lock, so two concurrent sends cannot both
     /// slip through the cooldown.
     pub fn reserve(&self, number: &[u8; 32]) -> Result<Reservation, Limited> {
+        self.reserve_with(number, true)
+    }
+
+    /// As [`Self::reserve`]; `cooldown: false` for a send the cooldown must
+    /// not hold up (the automatic fallback after an undelivered message),
+    /// which still counts toward the hourly and daily limits.
+    pub fn reserve_with(&self, number: &[u8; 32], cooldown: bool) -> Result<Reservation, Limited> {
         let log = self.logs.get_with(*number, Default::default);
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -84,7 +91,7 @@ impl SendLimiter {
         {
             log.day.pop_front();
         }
-        if let Some(last) = log.last {
+        if let Some(last) = log.last.filter(|_| cooldown) {
             let since = now.duration_since(last);
             if since < self.cfg.cooldown {
                 return Err(Limited {
@@ -119,6 +126,15 @@ impl SendLimiter {
             at: now_s,
             previous_last,
         })
+    }
+
+    /// Ends the cooldown: the last message failed, and the user should not
+    /// wait for one that will never come. The send still counts toward the
+    /// hourly and daily limits.
+    pub fn lift_cooldown(&self, number: &[u8; 32]) {
+        if let Some(log) = self.logs.get(number) {
+            log.lock().unwrap_or_else(|p| p.into_inner()).last = None;
+        }
     }
 
     /// Gives back a slot whose send failed, so the user may retry at once.

@@ -8,7 +8,6 @@
 //! only the gateway can open.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cookie::{Cookie, SameSite};
@@ -40,6 +39,12 @@ impl fmt::Debug for Code {
     }
 }
 
+/// A code with a known value, for unit tests elsewhere.
+#[cfg(test)]
+pub fn test_code(digits: &str) -> Code {
+    Code(digits.to_string())
+}
+
 /// A uniformly drawn code of `length` digits (6 to 10). `Uniform` samples
 /// without modulo bias; the bytes come straight from the OS (getrandom).
 pub fn generate(length: u32) -> Code {
@@ -66,7 +71,6 @@ struct Pending {
     expires: Instant,
     attempts: u32,
     state: State,
-    message_id: Option<Arc<str>>,
 }
 
 /// What a check of a submitted code found.
@@ -169,7 +173,6 @@ impl OtpStore {
             expires: Instant::now() + self.ttl,
             attempts: 0,
             state: State::Alive,
-            message_id: None,
         }
     }
 
@@ -188,16 +191,6 @@ impl OtpStore {
     pub fn abandon(&self, key: &[u8; 32], code: &Code) {
         let expected = self.hash(key, code.as_str());
         self.update_if(key, &expected, |p| p.state = State::Abandoned);
-    }
-
-    /// Keeps the provider's message id with the code it carried.
-    pub fn record_message_id(&self, key: &[u8; 32], code: &Code, id: &str) {
-        let expected = self.hash(key, code.as_str());
-        self.update_if(key, &expected, |p| p.message_id = Some(Arc::from(id)));
-    }
-
-    pub fn message_id(&self, key: &[u8; 32]) -> Option<Arc<str>> {
-        self.entries.get(key).and_then(|p| p.message_id)
     }
 
     fn update_if(&self, key: &[u8; 32], hash: &[u8; 32], change: impl FnOnce(&mut Pending)) {
@@ -371,7 +364,7 @@ mod tests {
 
     #[test]
     fn concurrent_wrong_guesses_are_each_counted() {
-        let s = Arc::new(store(5));
+        let s = std::sync::Arc::new(store(5));
         let code = s.issue_if_none(&[1; 32]).unwrap();
         let wrong = if code.as_str() == "000000" {
             "000001"

@@ -16,9 +16,9 @@ use crate::text::Text;
 const CSS: &str = include_str!("../static/otpgate.css");
 const JS: &str = include_str!("../static/otpgate.js");
 
-/// CSP for gateway pages: only our own script and style, no framing
+/// CSP for gateway pages: only our own script, style and status polls, no framing
 /// (clickjacking), forms post only to us.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub struct Notice {
@@ -56,6 +56,18 @@ pub struct VerifyPage<'a> {
     pub length: u32,
     /// Seconds until a resend is allowed.
     pub wait: u64,
+    /// Where the latest message stands, in words ("" before any).
+    pub delivery: String,
+    /// The same, for the script: `Progress::as_str` or "none".
+    pub progress: &'static str,
+    pub show_alternatives: bool,
+    pub alternatives: Vec<Alternative>,
+}
+
+/// A channel the user may ask the code to come by.
+pub struct Alternative {
+    pub channel: &'static str,
+    pub label: String,
 }
 
 #[derive(Template)]

@@ -3,22 +3,22 @@
 
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use crate::body::{Body, empty, full};
+use crate::config::Channel;
 use crate::error::GateError;
 use crate::gate::credentials;
 use crate::headers::ClientView;
 use crate::identity::{self, Identity};
 use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
-use crate::pages::{self, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::pages::{self, Alternative, MessagePage, Notice, SandboxPage, VerifyPage};
 use crate::phone::Number;
 use crate::send::{self, Outcome};
 use crate::state::{App, State};
-use crate::{cookies, factor, redirect};
+use crate::{cookies, factor, redirect, sms};
 
 pub const PREFIX: &str = "/.otpgate/";
 /// Largest form body accepted by the gateway's endpoints.
@@ -43,8 +43,9 @@ pub async fn serve(
         "verify" if req.method() == Method::POST => check_code(state, app, view, req).await,
         "resend" if req.method() == Method::POST => resend(state, app, view, req).await,
         "verify" | "resend" => Err(GateError::MethodNotAllowed),
+        "status" if read_only => status(state, app, view, &req).await,
         "health" if read_only => Ok(plain("ok\n")),
-        "sandbox" if read_only => match state.provider.sandbox() {
+        "sandbox" if read_only => match state.providers.sandbox() {
             Some(sandbox) => Ok(pages::html(
                 StatusCode::OK,
                 &SandboxPage {
@@ -76,6 +77,16 @@ struct User {
     phone: Option<String>,
     /// Identifies this app's and user's pending code.
     pending: [u8; 32],
+}
+
+impl User {
+    fn recipient<'a>(&'a self, number: &'a Number) -> send::Recipient<'a> {
+        send::Recipient {
+            user: &self.name,
+            pending: &self.pending,
+            number,
+        }
+    }
 }
 
 async fn visitor<B>(
@@ -118,6 +129,8 @@ struct PageCtx<'a> {
     number_id: [u8; 32],
     /// The pending code's key (app and user).
     key: [u8; 32],
+    /// The channels that reach this number, in order of preference.
+    channels: &'a [Channel],
 }
 
 impl PageCtx<'_> {
@@ -145,6 +158,9 @@ impl PageCtx<'_> {
         let code_alive = self.state.otp.status(&self.key) == Status::Alive;
         let wait = self.state.limiter.cooldown_left(&self.number_id);
         let wait = crate::text::ceil_secs(wait);
+        let t = self.state.text;
+        let view = self.state.deliveries.view(&self.key);
+        let progress = view.as_ref().map(|v| v.progress());
         let page = VerifyPage {
             t: self.state.text,
             app: &self.app.cfg.name,
@@ -156,6 +172,21 @@ impl PageCtx<'_> {
             rd: self.rd,
             length: self.state.otp.length(),
             wait,
+            delivery: view
+                .as_ref()
+                .zip(progress)
+                .map(|(v, p)| t.delivery(v.channel, p))
+                .unwrap_or_default(),
+            progress: progress.map_or("none", |p| p.as_str()),
+            show_alternatives: progress.is_some_and(|p| p.offers_alternatives()),
+            alternatives: self
+                .channels
+                .iter()
+                .map(|c| Alternative {
+                    channel: c.as_str(),
+                    label: t.send_by(*c),
+                })
+                .collect(),
         };
         pages::html(status, &page)
     }
@@ -193,13 +224,57 @@ async fn code_page(
         state,
         app,
         view,
-        &user.name,
-        &user.pending,
-        &number,
+        &user.recipient(&number),
         send::Mode::IfNone,
+        send::Pick::Preferred,
     )
     .await;
     Ok(after_send(&page, outcome, view))
+}
+
+/// The delivery of the latest message, for the page to follow without
+/// reloading: JSON, polled every few seconds.
+async fn status(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
+    let user = match visitor(state, app, view, req).await? {
+        Visitor::NotLoggedIn | Visitor::Proven => {
+            return Ok(json(&serde_json::json!({"progress": "done"})));
+        }
+        Visitor::User(u) => u,
+    };
+    let t = state.text;
+    let delivery = state.deliveries.view(&user.pending);
+    let progress = delivery.as_ref().map(|v| v.progress());
+    let number_id = user
+        .phone
+        .as_deref()
+        .map(|n| state.keys.phone.of(&[n.as_bytes()]));
+    let resend_in = number_id.map_or(0, |id| {
+        crate::text::ceil_secs(state.limiter.cooldown_left(&id))
+    });
+    Ok(json(&serde_json::json!({
+        "progress": progress.map_or("none", |p| p.as_str()),
+        "channel": delivery.as_ref().map(|v| v.channel.as_str()),
+        "text": delivery.as_ref().zip(progress).map(|(v, p)| t.delivery(v.channel, p)),
+        "alternatives": progress.is_some_and(|p| p.offers_alternatives()),
+        "fallback_in": state.deliveries.fallback_in(&user.pending).map(crate::text::ceil_secs),
+        "resend_in": resend_in,
+    })))
+}
+
+fn json(value: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(value.to_string()));
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 type Form = std::collections::HashMap<String, String>;
@@ -247,7 +322,13 @@ async fn resend(
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    let Post { req, rd, user, .. } = match posted(state, app, view, req).await? {
+    let Post {
+        req,
+        form,
+        rd,
+        user,
+        ..
+    } = match posted(state, app, view, req).await? {
         Posted::Done(res) => return Ok(res),
         Posted::By(post) => *post,
     };
@@ -259,22 +340,57 @@ async fn resend(
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         return Ok(page.limited(locked));
     }
+    let requested = match form.get("channel") {
+        None => None,
+        Some(c) => Some(
+            Channel::parse(c)
+                .filter(|c| page.channels.contains(c))
+                .ok_or(GateError::BadRequest(
+                    "that channel is not offered for this phone number",
+                ))?,
+        ),
+    };
     // While the code is alive the same code goes out again, so a late SMS still works.
     let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
         .and_then(|v| otp::unseal(&state.keys, v))
         .filter(|code| state.otp.is_alive_code(&user.pending, code));
+    // The page asks for the fallback when it is due (`fallback=1`); asking
+    // for that channel by hand while it is due is the same thing. It needs
+    // the user's sealed copy: the server does not keep the code.
+    let wants_fallback = form.contains_key("fallback");
+    let due = state
+        .deliveries
+        .view(&user.pending)
+        .and_then(|v| v.fallback_due);
+    let fallback = match (due, &same) {
+        (Some(due), Some(_)) if wants_fallback || requested == Some(due) => {
+            state.deliveries.take_fallback(&user.pending)
+        }
+        _ => None,
+    };
+    if wants_fallback && fallback.is_none() {
+        return Ok(see_other(&verify_url(&rd)));
+    }
+    let pick = match (fallback, requested) {
+        (Some(c), _) => send::Pick::Fallback(c),
+        (None, Some(c)) => send::Pick::Only(c),
+        (None, None) => send::Pick::Preferred,
+    };
     let mode = match same {
         Some(code) => send::Mode::Same(code),
         None => send::Mode::New,
     };
-    let outcome = send::code(state, app, view, &user.name, &user.pending, &number, mode).await;
-    if let Outcome::Sent(code) = &outcome {
+    let outcome = send::code(state, app, view, &user.recipient(&number), mode, pick).await;
+    if let Outcome::Sent(code, _) = &outcome {
         let mut res = see_other(&format!("{}&m=resent", verify_url(&rd)));
         set_cookie(
             &mut res,
             &otp::seal(&state.keys, code, state.settings.otp.ttl, view.https),
         );
         return Ok(res);
+    }
+    if let Some(c) = fallback {
+        state.deliveries.restore_fallback(&user.pending, c);
     }
     Ok(after_send(&page, outcome, view))
 }
@@ -377,13 +493,14 @@ fn page_ctx<'a>(
         masked: number.masked(),
         number_id: state.keys.phone.of(&[number.as_str().as_bytes()]),
         key: user.pending,
+        channels: sms::channels_for(&state.settings.sms, number),
     }
 }
 
 fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Response<Body> {
     let t = page.state.text;
     match outcome {
-        Outcome::Sent(code) => {
+        Outcome::Sent(code, _) => {
             let mut res = page.render(StatusCode::OK, None, false);
             set_cookie(
                 &mut res,
@@ -410,6 +527,16 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
             res
         }
         Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
+        Outcome::CountryRefused => pages::html(
+            StatusCode::FORBIDDEN,
+            &MessagePage {
+                t,
+                app: Some(&page.app.cfg.name),
+                title: t.title,
+                message: t.country_refused,
+                back: "/",
+            },
+        ),
         Outcome::Limited(l) => page.limited(l),
         Outcome::Failed => page.render(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -501,19 +628,7 @@ async fn read_form(req: Request<Incoming>) -> Result<(Request<()>, Form), GateEr
             "this endpoint takes a form (application/x-www-form-urlencoded)",
         ));
     }
-    let bytes = Limited::new(body, MAX_FORM)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                GateError::PayloadTooLarge
-            } else {
-                GateError::BadRequest("the form could not be read")
-            }
-        })?
-        .to_bytes();
+    let bytes = crate::body::read_limited(body, MAX_FORM, "the form could not be read").await?;
     let form = form_urlencoded::parse(&bytes).into_owned().collect();
     Ok((Request::from_parts(parts, ()), form))
 }

@@ -1,12 +1,18 @@
-//! Sending a code: the rate limits, the code store and the provider, in
-//! the one order that keeps them consistent (reserve a slot, issue, send;
-//! on failure give both back), and the OTP event log lines.
+//! Sending a code: the country check, the rate limits, the code store, the
+//! channels and providers, in the one order that keeps them consistent
+//! (reserve a slot, issue, send; on failure give both back), and the OTP
+//! event log lines.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Channel;
+use crate::delivery::{Message, Status};
 use crate::headers::ClientView;
 use crate::limits::Limited;
 use crate::otp::{self, Code};
 use crate::phone::Number;
-use crate::sms::{self, OutgoingSms, SendError};
+use crate::sms::{self, Outgoing};
 use crate::state::{App, State};
 
 pub enum Mode {
@@ -16,6 +22,19 @@ pub enum Mode {
     Same(Code),
     /// Replace whatever there was with a new code.
     New,
+}
+
+/// Which channels to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The number's channels in order of preference; when one refuses the
+    /// message outright, the next one tries.
+    Preferred,
+    /// The one the user chose.
+    Only(Channel),
+    /// The automatic follow-up of an undelivered message: the cooldown does
+    /// not hold it up (the hourly and daily limits do).
+    Fallback(Channel),
 }
 
 /// Where the code being sent comes from.
@@ -31,29 +50,54 @@ enum Kind {
 }
 
 pub enum Outcome {
-    Sent(Code),
+    Sent(Code, Channel),
     /// The provider did not answer in time: the message may still arrive,
     /// so the code stays alive and the send counts against the limits
     /// (retrying at once could flood the phone, and the bill).
     Uncertain(Code),
     AlreadyAlive,
     Limited(Limited),
+    /// Codes may not go to the number's country.
+    CountryRefused,
     Failed,
+}
+
+/// Who a code goes to.
+pub struct Recipient<'a> {
+    pub user: &'a str,
+    /// The pending code's key (app and user).
+    pub pending: &'a [u8; 32],
+    pub number: &'a Number,
 }
 
 pub async fn code(
     state: &State,
     app: &App,
     view: &ClientView,
-    user: &str,
-    pending: &[u8; 32],
-    number: &Number,
+    to: &Recipient<'_>,
     mode: Mode,
+    pick: Pick,
 ) -> Outcome {
+    let Recipient {
+        user,
+        pending,
+        number,
+    } = *to;
     let masked = number.masked();
+    let sms_cfg = &state.settings.sms;
+    if !sms::country_allowed(sms_cfg, number) {
+        tracing::warn!(
+            event = "otp.country_refused", app = %app.cfg.name, user, phone = %masked, country = number.country_code(),
+            client_ip = %view.ip, "codes may not be sent to this country (sms.allowed_countries / sms.denied_countries)"
+        );
+        return Outcome::CountryRefused;
+    }
     let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
-    let reservation = match by_address.and_then(|()| state.limiter.reserve(&number_id)) {
+    let cooldown = !matches!(pick, Pick::Fallback(_));
+    let reservation = match by_address
+        .and_then(|()| state.limiter.reserve_with(&number_id, cooldown))
+    {
         Ok(r) => r,
         Err(limited) => {
             tracing::info!(
@@ -74,57 +118,102 @@ pub async fn code(
             }
         },
     };
+    let preferred = sms::channels_for(sms_cfg, number);
+    let chosen;
+    let channels: &[Channel] = match pick {
+        Pick::Preferred => preferred,
+        Pick::Only(c) | Pick::Fallback(c) => {
+            chosen = [c];
+            &chosen
+        }
+    };
     let o = &state.settings.otp;
     let host = view.hostname();
     let origin = o.origin_bound.then_some(host.as_str());
-    let body = sms::render_body(&o.message, &app.cfg.name, code.as_str(), o.ttl, origin);
-    let sms = OutgoingSms {
-        to: number.as_str().to_string(),
-        from: state.settings.sms.from.clone(),
-        body,
-        code: code.clone(),
+    let event = match (kind, pick) {
+        (_, Pick::Fallback(_)) => "delivery.fallback",
+        (Kind::Again, _) => "otp.resent",
+        _ => "otp.sent",
     };
-    match state.provider.send(&sms).await {
-        Ok(receipt) => {
-            if kind == Kind::Replacement {
-                state.otp.install(pending, &code);
+    let mut maybe_sent = false;
+    for (i, &channel) in channels.iter().enumerate() {
+        let msg = Outgoing {
+            channel,
+            to: number.as_str().to_string(),
+            from: sms::sender_for(sms_cfg, number, channel),
+            body: sms::render_body(&o.message, &app.cfg.name, code.as_str(), o.ttl, origin),
+            code: code.clone(),
+            ttl: o.ttl,
+        };
+        match state.providers.send(&msg).await {
+            Ok(accepted) => {
+                if kind == Kind::Replacement {
+                    state.otp.install(pending, &code);
+                }
+                let message_id = accepted.receipt.message_id.as_deref().map(Arc::from);
+                tracing::info!(
+                    event, app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip, channel = channel.as_str(),
+                    from = %msg.from, provider = accepted.provider, message_id = message_id.as_deref().unwrap_or("-"),
+                    "code sent"
+                );
+                let record = Message {
+                    provider: accepted.provider,
+                    id: message_id,
+                    channel,
+                    status: if accepted.receipt.delivered {
+                        Status::Delivered
+                    } else {
+                        Status::Queued
+                    },
+                    reported: accepted.reports_delivery,
+                    at: Instant::now(),
+                    error_code: None,
+                };
+                if kind == Kind::Again {
+                    state.deliveries.added(pending, number_id, record);
+                } else {
+                    // WhatsApp first: the next channel follows if it is not delivered in time.
+                    let fallback = (channel == Channel::Whatsapp && pick == Pick::Preferred)
+                        .then(|| channels.get(i + 1).copied())
+                        .flatten();
+                    state
+                        .deliveries
+                        .started(pending, number_id, record, fallback);
+                }
+                return Outcome::Sent(code, channel);
             }
-            if let Some(id) = &receipt.message_id {
-                state.otp.record_message_id(pending, &code, id);
+            Err(failed) => {
+                tracing::error!(
+                    event = "otp.send_error", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+                    channel = channel.as_str(), provider = failed.provider, error = %failed.error, maybe_sent = failed.maybe_sent,
+                    "code could not be sent"
+                );
+                if failed.maybe_sent {
+                    // Another channel now could deliver the code twice.
+                    maybe_sent = true;
+                    break;
+                }
             }
-            tracing::info!(
-                event = if kind == Kind::Again { "otp.resent" } else { "otp.sent" }, app = %app.cfg.name, user, phone = %masked,
-                client_ip = %view.ip, provider = state.provider.name(), message_id = receipt.message_id.as_deref().unwrap_or("-"),
-                "code sent"
-            );
-            Outcome::Sent(code)
-        }
-        Err(SendError::Timeout) => {
-            if kind == Kind::Replacement {
-                state.otp.install(pending, &code);
-            }
-            tracing::warn!(
-                event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
-                provider = state.provider.name(), "the provider did not answer in time; the code may still arrive"
-            );
-            Outcome::Uncertain(code)
-        }
-        Err(e) => {
-            // The provider refused or could not be reached: nothing was sent.
-            // A first code is dropped, so the next visit sends one; a resent
-            // code stays alive (the first message may still arrive); a
-            // replacement was never installed. The slot is given back.
-            if kind == Kind::First {
-                state.otp.abandon(pending, &code);
-            }
-            state.limiter.release(&number_id, reservation);
-            tracing::error!(
-                event = "otp.send_error", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
-                provider = state.provider.name(), error = %e, "code could not be sent"
-            );
-            Outcome::Failed
         }
     }
+    if maybe_sent {
+        if kind == Kind::Replacement {
+            state.otp.install(pending, &code);
+        }
+        tracing::warn!(
+            event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+            "the provider did not answer in time; the code may still arrive"
+        );
+        return Outcome::Uncertain(code);
+    }
+    // Nothing was sent. A first code is dropped, so the next visit sends
+    // one; a resent code stays alive (the first message may still arrive);
+    // a replacement was never installed. The slot is given back.
+    if kind == Kind::First {
+        state.otp.abandon(pending, &code);
+    }
+    state.limiter.release(&number_id, reservation);
+    Outcome::Failed
 }
 
 /// One log line per verification event; never the code, never the number.

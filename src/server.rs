@@ -59,7 +59,7 @@ impl Gateway {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let state = Arc::new(State::new(settings, &secret)?);
-        if state.provider.sandbox().is_some() {
+        if state.providers.sandbox().is_some() {
             for line in [
                 "SMS PROVIDER IS THE SANDBOX: no message leaves this machine,",
                 "and every code is shown to anyone at /.otpgate/sandbox.",

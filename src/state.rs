@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use crate::abuse::AbuseGuard;
 use crate::config::{AppSettings, HostMatch, Settings};
+use crate::delivery::Deliveries;
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
 use crate::limits::SendLimiter;
 use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
-use crate::sms::Provider;
+use crate::sms::{Callback, Providers};
 use crate::text::{EN, Text};
 
 /// One protected application and what the gateway remembers about its sessions.
@@ -63,7 +64,10 @@ pub struct State {
     pub otp: OtpStore,
     pub limiter: SendLimiter,
     pub abuse: AbuseGuard,
-    pub provider: Provider,
+    pub providers: Providers,
+    pub deliveries: Deliveries,
+    /// The secret part of the webhook URLs.
+    pub webhook_token: String,
     pub text: &'static Text,
 }
 
@@ -89,11 +93,27 @@ impl State {
             })
             .collect();
         let o = &settings.otp;
+        let webhook_token = {
+            use base64::Engine;
+            let mac = keys.webhook.of(&[b"webhook url token"]);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
+        };
+        let callback = settings
+            .server
+            .public_url
+            .as_ref()
+            .map(|public_url| Callback {
+                public_url: public_url.clone(),
+                token: webhook_token.clone(),
+            });
+        let s = &settings.sms;
         Ok(Self {
             otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
             limiter: SendLimiter::new(settings.limits.clone()),
             abuse: AbuseGuard::new(&settings.limits),
-            provider: Provider::from_settings(&settings.sms)?,
+            providers: Providers::new(s, callback.as_ref())?,
+            deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
+            webhook_token,
             client: proxy::client(settings.server.connect_timeout),
             keys,
             apps,

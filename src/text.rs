@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use crate::config::Channel;
+use crate::delivery::Progress;
+
 pub struct Text {
     pub lang: &'static str,
     pub title: &'static str,
@@ -35,13 +38,25 @@ pub struct Text {
     pub sandbox_title: &'static str,
     pub sandbox_intro: &'static str,
     pub sandbox_empty: &'static str,
+    pub country_refused: &'static str,
+    pub channel_sms: &'static str,
+    pub channel_whatsapp: &'static str,
+    /// `{channel}` is filled in.
+    pub delivery_waiting: &'static str,
+    pub delivery_delivered: &'static str,
+    pub delivery_failed: &'static str,
+    pub delivery_late: &'static str,
+    /// `{from}` and `{to}` are channels.
+    pub delivery_fallback: &'static str,
+    pub send_by: &'static str,
+    pub alternatives_label: &'static str,
 }
 
 pub const EN: Text = Text {
     lang: "en",
     title: "Confirm it's you",
     heading: "Confirm it's you",
-    intro: "Enter the code we sent by text message.",
+    intro: "Enter the code we sent to your phone.",
     code_label: "Verification code",
     verify_button: "Verify",
     resend_button: "Resend code",
@@ -69,6 +84,16 @@ pub const EN: Text = Text {
     sandbox_title: "otpgate sandbox: messages",
     sandbox_intro: "The sandbox provider sends nothing. These are the messages it would have sent, newest first. Never use it in production.",
     sandbox_empty: "No messages yet.",
+    country_refused: "Verification codes cannot be sent to phone numbers in this country. Please contact your administrator.",
+    channel_sms: "SMS",
+    channel_whatsapp: "WhatsApp",
+    delivery_waiting: "Sent by {channel}.",
+    delivery_delivered: "Delivered to your phone by {channel}.",
+    delivery_failed: "The code could not be delivered by {channel}. Try again, or choose another way below.",
+    delivery_late: "Delivery by {channel} has not been confirmed yet. If the code does not arrive, try again or choose another way below.",
+    delivery_fallback: "Not delivered by {from} yet, so the same code is on its way by {to}.",
+    send_by: "Send by {channel}",
+    alternatives_label: "Other ways to get the code",
 };
 
 impl Text {
@@ -94,6 +119,34 @@ impl Text {
             self.code_sent
         };
         t.replace("{number}", masked)
+    }
+
+    pub fn channel(&self, c: Channel) -> &'static str {
+        match c {
+            Channel::Sms => self.channel_sms,
+            Channel::Whatsapp => self.channel_whatsapp,
+        }
+    }
+
+    /// The line that follows the latest message's delivery.
+    pub fn delivery(&self, channel: Channel, progress: Progress) -> String {
+        let template = match progress {
+            Progress::Waiting => self.delivery_waiting,
+            Progress::Delivered => self.delivery_delivered,
+            Progress::Failed => self.delivery_failed,
+            Progress::Late => self.delivery_late,
+            Progress::FallbackDue(to) => {
+                return self
+                    .delivery_fallback
+                    .replace("{from}", self.channel(channel))
+                    .replace("{to}", self.channel(to));
+            }
+        };
+        template.replace("{channel}", self.channel(channel))
+    }
+
+    pub fn send_by(&self, c: Channel) -> String {
+        self.send_by.replace("{channel}", self.channel(c))
     }
 
     pub fn wait(&self, template: &str, wait: Duration) -> String {

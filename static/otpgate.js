@@ -1,5 +1,6 @@
-// otpgate's code-entry page: the resend countdown and WebOTP. The page works
-// without this script; the server enforces every limit either way.
+// otpgate's code-entry page: the resend countdown, delivery status and
+// WebOTP. The page works without this script (a reload shows the status);
+// the server enforces every limit either way.
 "use strict";
 (function () {
   var resend = document.getElementById("resend");
@@ -20,6 +21,46 @@
         }
       }, 1000);
     }
+  }
+
+  // Delivery status: poll /.otpgate/status, show where the message stands,
+  // offer the other channels when it failed or is late, and ask for the
+  // automatic fallback (same code, next channel) when the server says it is
+  // due. The server decides; this only asks, once.
+  var line = document.getElementById("delivery");
+  var resendForm = document.getElementById("resend-form");
+  var alternatives = document.getElementById("alternatives");
+  if (line && resendForm && window.fetch && window.URLSearchParams) {
+    var polls = 0;
+    var askedFallback = false;
+    var poll = function () {
+      polls += 1;
+      fetch("/.otpgate/status", { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (s) {
+          if (!s) { return; }
+          if (s.progress === "done") { window.location.reload(); return; }
+          if (s.text) { line.textContent = s.text; }
+          line.setAttribute("data-progress", s.progress);
+          if (alternatives) { alternatives.hidden = !s.alternatives; }
+          if (s.resend_in === 0 && resend && resend.disabled) {
+            resend.disabled = false;
+            if (status) { status.textContent = status.getAttribute("data-ready"); }
+          }
+          if (s.progress === "fallback" && !askedFallback) {
+            askedFallback = true;
+            var body = new URLSearchParams(new FormData(resendForm));
+            body.set("fallback", "1");
+            fetch(resendForm.action, { method: "POST", body: body, credentials: "same-origin" })
+              .catch(function () { /* the next poll shows what happened */ });
+          }
+          var open = s.progress === "waiting" || s.progress === "fallback" ||
+            s.progress === "late" || s.progress === "none";
+          if (open && polls < 150) { setTimeout(poll, 2000); }
+        })
+        .catch(function () { if (polls < 150) { setTimeout(poll, 5000); } });
+    };
+    setTimeout(poll, 1500);
   }
 
   // WebOTP (WICG): Chrome on Android reads the origin-bound last line of the

@@ -3,9 +3,10 @@
 //! one into the other. Every error names the file, the line and the key.
 
 mod raw;
+mod sms;
 mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use ipnet::IpNet;
 
 pub use validate::{DEFAULT_MESSAGE, is_sender_id, parse};
+
+use crate::phone::Country;
 
 /// A configuration mistake, located in the file.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,9 @@ pub struct ServerSettings {
     pub upstream_timeout: Duration,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Where providers reach the gateway's webhooks, without a trailing
+    /// slash; without it no delivery status is asked for.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,15 +140,62 @@ impl Default for LimitSettings {
 
 #[derive(Debug, Clone)]
 pub struct SmsSettings {
-    pub provider: ProviderSettings,
+    /// In failover order: the next is tried when one cannot be reached,
+    /// times out or answers 5xx.
+    pub providers: Vec<ProviderSettings>,
+    /// Channels in order of preference, and per-country overrides.
+    pub channels: Vec<Channel>,
+    pub channels_by_country: HashMap<Country, Vec<Channel>>,
+    /// Without a `delivered` status this long after a WhatsApp message, the
+    /// same code goes out by the next channel.
+    pub fallback_after: Duration,
+    /// Without a `delivered` status this long, the page says so and offers
+    /// the alternatives.
+    pub delivery_timeout: Duration,
+    /// Sender: an alphanumeric ID or an E.164 number.
     pub from: String,
+    /// The number used where alphanumeric senders are not allowed.
+    pub from_numeric: Option<String>,
+    pub from_by_country: HashMap<Country, String>,
+    /// Countries where an alphanumeric sender may be used (true) or not
+    /// (false); countries not listed get the numeric sender.
+    pub alphanumeric_sender: HashMap<Country, bool>,
+    /// `None`: every country.
+    pub allowed_countries: Option<HashSet<Country>>,
+    pub denied_countries: HashSet<Country>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+}
+
+/// A way to reach the user's phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Sms,
+    Whatsapp,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Whatsapp => "whatsapp",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "sms" => Some(Self::Sms),
+            "whatsapp" => Some(Self::Whatsapp),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
     Didfarm(DidfarmSettings),
+    Twilio(TwilioSettings),
+    Http(HttpSmsSettings),
     Sandbox,
 }
 
@@ -152,6 +205,36 @@ pub struct DidfarmSettings {
     pub base_url: String,
     pub api_key: Secret,
     pub test_mode: bool,
+    pub whatsapp_template: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// Base URL without a trailing slash (`https://api.twilio.com`).
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub messaging_service_sid: Option<String>,
+}
+
+/// Any other SMS API, described in config.
+#[derive(Debug, Clone)]
+pub struct HttpSmsSettings {
+    pub url: String,
+    pub method: http::Method,
+    /// Header values may hold `{secret}`.
+    pub headers: Vec<(http::HeaderName, String)>,
+    pub secret: Option<Secret>,
+    pub body: HttpSmsBody,
+    /// Where the answer's JSON holds the message id (RFC 6901).
+    pub message_id_pointer: Option<String>,
+}
+
+/// The request body; string values may hold `{to}`, `{from}` and `{body}`.
+#[derive(Debug, Clone)]
+pub enum HttpSmsBody {
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
 }
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,8 @@
 //! reject unknown keys, with spans kept on every value that validation may
 //! have to complain about, so each error can name its line.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -35,6 +37,7 @@ pub struct RawServer {
     pub upstream_timeout: Option<S<String>>,
     pub header_read_timeout: Option<S<String>>,
     pub shutdown_grace: Option<S<String>>,
+    pub public_url: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,14 +63,31 @@ pub struct RawLimits {
     pub account_lock: Option<S<String>>,
 }
 
+/// A list of strings, each with its place in the file.
+pub type List = S<Vec<S<String>>>;
+/// A table of name = value (country codes, form fields).
+pub type Table<T> = S<BTreeMap<String, S<T>>>;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSms {
-    pub provider: S<String>,
+    pub provider: Option<S<String>>,
+    pub providers: Option<List>,
+    pub channels: Option<List>,
+    pub channels_by_country: Option<Table<Vec<S<String>>>>,
+    pub fallback_after: Option<S<String>>,
+    pub delivery_timeout: Option<S<String>>,
     pub from: Option<S<String>>,
+    pub from_numeric: Option<S<String>>,
+    pub from_by_country: Option<Table<String>>,
+    pub sender_id_rules: Option<Table<String>>,
+    pub allowed_countries: Option<List>,
+    pub denied_countries: Option<List>,
     pub timeout: Option<S<String>>,
     pub connect_timeout: Option<S<String>>,
     pub didfarm: Option<S<RawDidfarm>>,
+    pub twilio: Option<S<RawTwilio>>,
+    pub http: Option<S<RawHttpSms>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +99,33 @@ pub struct RawDidfarm {
     pub api_key_file: Option<S<String>>,
     #[serde(default)]
     pub test_mode: bool,
+    pub whatsapp_template: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTwilio {
+    pub base_url: Option<S<String>>,
+    pub account_sid: Option<S<String>>,
+    pub auth_token: Option<S<String>>,
+    pub auth_token_env: Option<S<String>>,
+    pub auth_token_file: Option<S<String>>,
+    pub messaging_service_sid: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSms {
+    pub url: Option<S<String>>,
+    pub method: Option<S<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    pub secret: Option<S<String>>,
+    pub secret_env: Option<S<String>>,
+    pub secret_file: Option<S<String>>,
+    pub json: Option<S<toml::Value>>,
+    pub form: Option<Table<String>>,
+    pub message_id_pointer: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

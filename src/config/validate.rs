@@ -11,7 +11,7 @@ use http::Uri;
 use http::uri::{PathAndQuery, Scheme};
 use ipnet::IpNet;
 
-use super::raw::{RawApp, RawConfig, RawDidfarm, RawSms, S};
+use super::raw::{RawApp, RawConfig, S};
 use super::*;
 use crate::phone;
 
@@ -22,13 +22,13 @@ pub const DEFAULT_MESSAGE: &str =
 /// Names of the gateway's own cookies; an app's session cookie may not use them.
 pub const RESERVED_COOKIES: [&str; 2] = [crate::factor::COOKIE_NAME, crate::otp::PENDING_COOKIE];
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     base: &'a Path,
 }
 
-type Result<T> = std::result::Result<T, ConfigError>;
+pub(super) type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Parses configuration text; relative paths in it are taken from `base`.
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
@@ -101,7 +101,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn err(
+    pub(super) fn err(
         &self,
         span: Option<Range<usize>>,
         key: &str,
@@ -115,11 +115,16 @@ impl Ctx<'_> {
         }
     }
 
-    fn at<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ConfigError {
         self.err(Some(value.span()), key, message)
     }
 
-    fn duration(&self, v: &Option<S<String>>, key: &str, default: Duration) -> Result<Duration> {
+    pub(super) fn duration(
+        &self,
+        v: &Option<S<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration> {
         let Some(v) = v else { return Ok(default) };
         humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
             self.at(
@@ -130,7 +135,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn bounded(
+    pub(super) fn bounded(
         &self,
         v: &Option<S<String>>,
         key: &str,
@@ -153,7 +158,7 @@ impl Ctx<'_> {
         Ok(d)
     }
 
-    fn int(
+    pub(super) fn int(
         &self,
         v: &Option<S<i64>>,
         key: &str,
@@ -176,7 +181,7 @@ impl Ctx<'_> {
         Ok(n as u32)
     }
 
-    fn path(&self, v: &str) -> PathBuf {
+    pub(super) fn path(&self, v: &str) -> PathBuf {
         let p = Path::new(v);
         if p.is_absolute() {
             p.to_path_buf()
@@ -234,7 +239,7 @@ impl Ctx<'_> {
             return Err(self.err(
                 None,
                 "sms",
-                "missing; add an [sms] table with provider = \"didfarm\" (or \"sandbox\" for local testing)",
+                "missing; add an [sms] table with providers = [\"didfarm\"] (or [\"sandbox\"] for local testing)",
             ));
         };
         let sms = self.sms(sms)?;
@@ -343,6 +348,17 @@ impl Ctx<'_> {
                 secs(10),
                 Duration::ZERO..=secs(600),
             )?,
+            public_url: s
+                .public_url
+                .as_ref()
+                .map(|u| {
+                    let url = self.base_url(&Some(u.clone()), "server.public_url", "https://gate.example.com")?;
+                    match url.parse::<Uri>() {
+                        Ok(uri) if uri.path().trim_end_matches('/').is_empty() => Ok(url),
+                        _ => Err(self.at(u, "server.public_url", "must not have a path; write the scheme and host the provider reaches, e.g. \"https://gate.example.com\"")),
+                    }
+                })
+                .transpose()?,
         })
     }
 
@@ -374,93 +390,8 @@ impl Ctx<'_> {
         })
     }
 
-    fn sms(&self, sms: &S<RawSms>) -> Result<SmsSettings> {
-        let raw = sms.get_ref();
-        let provider = match raw.provider.get_ref().as_str() {
-            "sandbox" => ProviderSettings::Sandbox,
-            "didfarm" => {
-                let Some(d) = &raw.didfarm else {
-                    return Err(self.at(&raw.provider, "sms.provider", "is \"didfarm\" but there is no [sms.didfarm] table; add one with base_url and api_key_env"));
-                };
-                ProviderSettings::Didfarm(self.didfarm(d)?)
-            }
-            other => {
-                return Err(self.at(
-                    &raw.provider,
-                    "sms.provider",
-                    format!("unknown provider {other:?}; use \"didfarm\" or \"sandbox\""),
-                ));
-            }
-        };
-        let from = match (&raw.from, &provider) {
-            (Some(f), _) => {
-                let v = f.get_ref().trim();
-                if !phone::is_e164(v) && !is_sender_id(v) {
-                    return Err(self.at(f, "sms.from", format!("{v:?} is neither an E.164 number (\"+31201234567\") nor an alphanumeric sender ID of 1 to 11 letters, digits or spaces with at least one letter")));
-                }
-                v.to_string()
-            }
-            (None, ProviderSettings::Sandbox) => "otpgate".to_string(),
-            (None, _) => return Err(self.at(
-                sms,
-                "sms.from",
-                "missing; set the sending number (\"+31201234567\") or sender ID (\"YourBrand\")",
-            )),
-        };
-        let secs = Duration::from_secs;
-        Ok(SmsSettings {
-            provider,
-            from,
-            timeout: self.bounded(
-                &raw.timeout,
-                "sms.timeout",
-                secs(10),
-                Duration::from_millis(10)..=secs(120),
-            )?,
-            connect_timeout: self.bounded(
-                &raw.connect_timeout,
-                "sms.connect_timeout",
-                secs(5),
-                Duration::from_millis(10)..=secs(60),
-            )?,
-        })
-    }
-
-    fn didfarm(&self, d: &S<RawDidfarm>) -> Result<DidfarmSettings> {
-        let raw = d.get_ref();
-        let base_url = match &raw.base_url {
-            None => "https://didfarm.com".to_string(),
-            Some(u) => {
-                let v = u.get_ref().trim().trim_end_matches('/');
-                let ok = v.parse::<Uri>().is_ok_and(|uri| {
-                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
-                });
-                if !ok {
-                    return Err(self.at(
-                        u,
-                        "sms.didfarm.base_url",
-                        format!("{v:?} is not an http(s) URL; write e.g. \"https://didfarm.com\""),
-                    ));
-                }
-                v.to_string()
-            }
-        };
-        let api_key = self.secret(
-            d,
-            "sms.didfarm.api_key",
-            &raw.api_key,
-            &raw.api_key_env,
-            &raw.api_key_file,
-        )?;
-        Ok(DidfarmSettings {
-            base_url,
-            api_key,
-            test_mode: raw.test_mode,
-        })
-    }
-
     /// A secret given inline, by environment variable (`*_env`) or by file (`*_file`): exactly one.
-    fn secret<T>(
+    pub(super) fn secret<T>(
         &self,
         table: &S<T>,
         key: &str,
@@ -615,7 +546,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn pointer(&self, v: &S<String>, key: &str) -> Result<String> {
+    pub(super) fn pointer(&self, v: &S<String>, key: &str) -> Result<String> {
         let p = v.get_ref();
         if !p.is_empty() && !p.starts_with('/') {
             return Err(self.at(v, key, format!("{p:?} is not a JSON pointer (RFC 6901); write e.g. \"/username\" or \"/user/phone\"")));

@@ -1,23 +1,26 @@
-//! The DIDfarm SMS API, as its guide describes it:
-//! `POST {base_url}/api/v1/sms/messages` with JSON `{from, to, body}`,
-//! `Authorization: Bearer <key>`, `X-DIDfarm-Test: true` in test mode; the
-//! answer carries `data.message_id`.
-
-use std::time::Duration;
+//! The DIDfarm API, as its guide describes it: `POST {base_url}/api/v1/sms/messages`
+//! with JSON `{from, to, body, webhook_url}` and
+//! `POST {base_url}/api/v1/whatsapp/messages` with `{from, to, template,
+//! variables: {code, expiry_minutes}, webhook_url}`; `Authorization: Bearer
+//! <key>`, `X-DIDfarm-Test: true` in test mode; the answer carries
+//! `data.message_id`. Status arrives as `message.status_update` events at
+//! the `webhook_url`; DIDfarm signs nothing, so the unguessable token in
+//! that URL is the only authentication.
 
 use serde::{Deserialize, Serialize};
 
-use super::{OutgoingSms, Receipt, SendError};
+use super::{Channel, Outgoing, Provider, Receipt, SendError, SendFuture};
 use crate::config::{DidfarmSettings, Secret};
-
-/// Longest error text from the provider kept for the log.
-const DETAIL_MAX: usize = 200;
+use crate::delivery::{Status, StatusUpdate};
 
 pub struct Didfarm {
     client: reqwest::Client,
-    url: String,
+    sms_url: String,
+    whatsapp_url: String,
     api_key: Secret,
     test_mode: bool,
+    template: String,
+    webhook_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -25,103 +28,137 @@ struct SmsRequest<'a> {
     from: &'a str,
     to: &'a str,
     body: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    data: AnswerData,
+#[derive(Serialize)]
+struct WhatsappRequest<'a> {
+    from: &'a str,
+    to: &'a str,
+    template: &'a str,
+    variables: Variables<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct AnswerData {
-    message_id: Option<String>,
+#[derive(Serialize)]
+struct Variables<'a> {
+    code: &'a str,
+    expiry_minutes: String,
 }
 
 impl Didfarm {
-    pub fn new(
-        s: &DidfarmSettings,
-        timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
-            // A redirect would resend the bearer key somewhere else; the API never redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("otpgate/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
+    pub fn new(s: &DidfarmSettings, client: reqwest::Client, webhook_url: Option<String>) -> Self {
+        Self {
             client,
-            url: format!("{}/api/v1/sms/messages", s.base_url),
+            sms_url: format!("{}/api/v1/sms/messages", s.base_url),
+            whatsapp_url: format!("{}/api/v1/whatsapp/messages", s.base_url),
             api_key: s.api_key.clone(),
             test_mode: s.test_mode,
-        })
+            template: s.whatsapp_template.clone(),
+            webhook_url,
+        }
     }
 
-    pub async fn send(&self, sms: &OutgoingSms) -> Result<Receipt, SendError> {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .bearer_auth(&self.api_key.0)
-            .json(&SmsRequest {
-                from: &sms.from,
-                to: &sms.to,
-                body: &sms.body,
-            });
+    async fn post(&self, msg: &Outgoing) -> Result<Receipt, SendError> {
+        let webhook_url = self.webhook_url.as_deref();
+        let req = self.client.post(match msg.channel {
+            Channel::Sms => &self.sms_url,
+            Channel::Whatsapp => &self.whatsapp_url,
+        });
+        let mut req = match msg.channel {
+            Channel::Sms => req.json(&SmsRequest {
+                from: &msg.from,
+                to: &msg.to,
+                body: &msg.body,
+                webhook_url,
+            }),
+            Channel::Whatsapp => req.json(&WhatsappRequest {
+                from: &msg.from,
+                to: &msg.to,
+                template: &self.template,
+                variables: Variables {
+                    code: msg.code.as_str(),
+                    expiry_minutes: super::minutes(msg.ttl).to_string(),
+                },
+                webhook_url,
+            }),
+        }
+        .bearer_auth(&self.api_key.0);
         if self.test_mode {
             req = req.header("X-DIDfarm-Test", "true");
         }
-        let res = req.send().await?;
-        let status = res.status();
-        let bytes = res.bytes().await?;
-        if !status.is_success() {
-            return Err(SendError::Rejected {
-                status: status.as_u16(),
-                detail: detail(&bytes, &sms.body, sms.code.as_str()),
-            });
-        }
-        // serde's message may quote the answer, which may echo the code: only
-        // the position is kept.
-        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
-            SendError::BadAnswer(format!(
-                "expected JSON with data.message_id (error at line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let bytes = super::answer(req.send().await?, msg).await?;
         Ok(Receipt {
-            message_id: answer.data.message_id,
+            message_id: super::message_id(&bytes, "/data/message_id")?,
+            delivered: false,
         })
     }
 }
 
-/// A short reason from an error answer, for the log. The provider might echo
-/// the message, so a reason holding the code or any longer word of the body
-/// is dropped.
-fn detail(bytes: &[u8], body: &str, code: &str) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let reason = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            ["/error/message", "/message", "/error"]
-                .iter()
-                .find_map(|p| v.pointer(p).and_then(|m| m.as_str()).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if reason.is_empty()
-        || reason.contains(code)
-        || body
-            .split_whitespace()
-            .any(|w| w.len() >= 6 && reason.contains(w))
-    {
-        return String::new();
+impl Provider for Didfarm {
+    fn name(&self) -> &'static str {
+        "didfarm"
     }
-    let reason: String = reason
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(DETAIL_MAX)
-        .collect();
-    format!(": {reason}")
+
+    fn carries(&self, _: Channel) -> bool {
+        true
+    }
+
+    fn reports_delivery(&self) -> bool {
+        self.webhook_url.is_some()
+    }
+
+    fn send<'a>(&'a self, msg: &'a Outgoing) -> SendFuture<'a> {
+        Box::pin(self.post(msg))
+    }
+}
+
+#[derive(Deserialize)]
+struct Event {
+    event: String,
+    data: Option<EventData>,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    message_id: String,
+    status: String,
+    error_code: Option<serde_json::Value>,
+    error_message: Option<String>,
+}
+
+/// Why a webhook body was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the body is not a DIDfarm event (expected JSON with event and data)")]
+    Malformed,
+}
+
+/// Reads a webhook body: `Ok(None)` for events that are not status updates
+/// or carry a status this gateway does not know (kept for later, not an
+/// error: the provider would retry a refusal forever).
+pub fn parse_webhook(body: &[u8]) -> Result<Option<StatusUpdate>, WebhookError> {
+    let e: Event = serde_json::from_slice(body).map_err(|_| WebhookError::Malformed)?;
+    if e.event != "message.status_update" {
+        return Ok(None);
+    }
+    let d = e.data.ok_or(WebhookError::Malformed)?;
+    let Some(status) = Status::parse(&d.status) else {
+        return Ok(None);
+    };
+    let error_code = d.error_code.and_then(|c| match c {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    Ok(Some(StatusUpdate {
+        message_id: d.message_id,
+        status,
+        error_code,
+        error_message: d.error_message,
+    }))
 }
 
 #[cfg(test)]
@@ -129,24 +166,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_error_reason_that_echoes_the_message_is_dropped() {
-        let body = "Your code is 123456.";
+    fn a_failed_status_update_carries_its_error() {
+        let body = br#"{"event":"message.status_update","data":{"message_id":"msg_1","to":"+4915112345678","status":"failed","error_code":"30003","error_message":"Unreachable destination handset"}}"#;
+        let u = parse_webhook(body).unwrap().unwrap();
+        assert_eq!(u.message_id, "msg_1");
+        assert_eq!(u.status, Status::Failed);
+        assert_eq!(u.error_code.as_deref(), Some("30003"));
+    }
+
+    #[test]
+    fn other_events_and_unknown_statuses_are_ignored_but_garbage_is_refused() {
         assert_eq!(
-            detail(br#"{"error":{"message":"invalid number"}}"#, body, "123456"),
-            ": invalid number"
+            parse_webhook(br#"{"event":"number.ported","data":null}"#),
+            Ok(None)
         );
         assert_eq!(
-            detail(
-                br#"{"message":"bad body: Your code is 123456."}"#,
-                body,
-                "123456"
-            ),
-            ""
+            parse_webhook(br#"{"event":"message.status_update","data":{"message_id":"m","status":"teleported"}}"#),
+            Ok(None)
         );
-        assert_eq!(detail(b"not json", body, "123456"), "");
+        assert_eq!(parse_webhook(b"{"), Err(WebhookError::Malformed));
         assert_eq!(
-            detail(br#"{"message":"duplicate 123456"}"#, body, "123456"),
-            ""
+            parse_webhook(br#"{"event":"message.status_update"}"#),
+            Err(WebhookError::Malformed)
         );
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::{OutgoingSms, Receipt};
+use std::sync::Arc;
+
+use super::{Channel, Outgoing, Provider, Receipt, SendFuture};
 use crate::phone;
 
 const KEEP: usize = 50;
@@ -16,6 +18,7 @@ pub struct SandboxMessage {
     /// Masked: the sandbox page is a fake phone, not a directory of numbers.
     pub to: String,
     pub from: String,
+    pub channel: &'static str,
     pub body: String,
 }
 
@@ -26,7 +29,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn send(&self, sms: &OutgoingSms) -> Receipt {
+    fn deliver(&self, sms: &Outgoing) -> Receipt {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -38,13 +41,16 @@ impl Sandbox {
             at,
             to: phone::mask(&sms.to),
             from: sms.from.clone(),
+            channel: sms.channel.as_str(),
             body: sms.body.clone(),
         };
         let mut list = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         list.push_front(msg);
         list.truncate(KEEP);
+        // The inbox is the phone: the message is delivered on arrival.
         Receipt {
             message_id: Some(id),
+            delivered: true,
         }
     }
 
@@ -56,5 +62,24 @@ impl Sandbox {
             .iter()
             .cloned()
             .collect()
+    }
+}
+
+impl Provider for Arc<Sandbox> {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn carries(&self, _: Channel) -> bool {
+        true
+    }
+
+    fn reports_delivery(&self) -> bool {
+        true
+    }
+
+    fn send<'a>(&'a self, msg: &'a Outgoing) -> SendFuture<'a> {
+        let receipt = self.deliver(msg);
+        Box::pin(std::future::ready(Ok(receipt)))
     }
 }

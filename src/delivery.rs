@@ -1,0 +1,401 @@
+//! What became of the messages that carried a code: each accepted message
+//! with its provider's id and its latest status (from the providers'
+//! webhooks), kept with the pending code, so the page can follow delivery
+//! and a WhatsApp message that is not delivered in time is followed once by
+//! the same code over the next channel.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use crate::config::Channel;
+
+/// Most messages remembered per code (resends are limited far below this).
+const KEEP: usize = 16;
+
+/// A message's delivery status, as providers report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Accepted by the provider, not yet handed on.
+    Queued,
+    /// Handed to the carrier (or WhatsApp).
+    Sent,
+    Delivered,
+    Failed,
+}
+
+impl Status {
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "queued" | "accepted" => Some(Self::Queued),
+            "sent" => Some(Self::Sent),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Statuses only move forward; a late `sent` does not undo `delivered`.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Sent => 1,
+            Self::Delivered | Self::Failed => 2,
+        }
+    }
+}
+
+/// One status event from a provider's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub message_id: String,
+    pub status: Status,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// A message a provider accepted.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub provider: &'static str,
+    pub id: Option<Arc<str>>,
+    pub channel: Channel,
+    pub status: Status,
+    /// Whether the provider will report delivery.
+    pub reported: bool,
+    pub at: Instant,
+    pub error_code: Option<String>,
+}
+
+struct Track {
+    number_id: [u8; 32],
+    messages: Vec<Message>,
+    /// The channel that follows the first message if it is not delivered
+    /// in time, until it has been used.
+    fallback: Option<Channel>,
+}
+
+/// A status update matched to its code.
+#[derive(Debug)]
+pub struct Applied {
+    pub number_id: [u8; 32],
+    pub channel: Channel,
+    pub status: Status,
+    /// The update changed nothing (a repeat or an older status).
+    pub stale: bool,
+}
+
+/// Where the latest message stands, for the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub channel: Channel,
+    pub status: Status,
+    /// Reported by the provider, and still not delivered after
+    /// `delivery_timeout`.
+    pub late: bool,
+    /// The automatic fallback is due now, over this channel.
+    pub fallback_due: Option<Channel>,
+}
+
+/// What the page tells the user about the latest message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Accepted; a delivery report may follow.
+    Waiting,
+    Delivered,
+    Failed,
+    /// No delivery report within `delivery_timeout`.
+    Late,
+    /// The same code is about to go out over this channel.
+    FallbackDue(Channel),
+}
+
+impl Progress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Late => "late",
+            Self::FallbackDue(_) => "fallback",
+        }
+    }
+
+    /// Whether the user should be offered other ways to get the code.
+    pub fn offers_alternatives(self) -> bool {
+        matches!(self, Self::Failed | Self::Late)
+    }
+}
+
+impl View {
+    pub fn progress(&self) -> Progress {
+        match (self.fallback_due, self.status) {
+            (Some(next), _) => Progress::FallbackDue(next),
+            (None, Status::Delivered) => Progress::Delivered,
+            (None, Status::Failed) => Progress::Failed,
+            (None, _) if self.late => Progress::Late,
+            (None, _) => Progress::Waiting,
+        }
+    }
+}
+
+pub struct Deliveries {
+    /// `provider \0 message id` → pending code key.
+    ids: Cache<String, [u8; 32]>,
+    tracks: Cache<[u8; 32], Arc<Mutex<Track>>>,
+    fallback_after: Duration,
+    delivery_timeout: Duration,
+}
+
+fn id_key(provider: &str, id: &str) -> String {
+    format!("{provider}\0{id}")
+}
+
+impl Deliveries {
+    /// Entries live as long as a code (`ttl`) plus the time late status
+    /// reports may take to arrive.
+    pub fn new(ttl: Duration, fallback_after: Duration, delivery_timeout: Duration) -> Self {
+        let keep = ttl + delivery_timeout;
+        Self {
+            ids: Cache::builder()
+                .max_capacity(4_000_000)
+                .time_to_live(keep)
+                .build(),
+            tracks: Cache::builder()
+                .max_capacity(2_000_000)
+                .time_to_live(keep)
+                .build(),
+            fallback_after,
+            delivery_timeout,
+        }
+    }
+
+    /// The first message of a new code: forgets the messages of the code it
+    /// replaces. `fallback` is the channel to follow up with if this one is
+    /// not delivered in time.
+    pub fn started(
+        &self,
+        pending: &[u8; 32],
+        number_id: [u8; 32],
+        msg: Message,
+        fallback: Option<Channel>,
+    ) {
+        self.index(pending, &msg);
+        let track = Track {
+            number_id,
+            messages: vec![msg],
+            fallback,
+        };
+        self.tracks.insert(*pending, Arc::new(Mutex::new(track)));
+    }
+
+    /// Another message carrying the same code (a resend or the fallback).
+    pub fn added(&self, pending: &[u8; 32], number_id: [u8; 32], msg: Message) {
+        self.index(pending, &msg);
+        let track = self.tracks.get_with(*pending, || {
+            Arc::new(Mutex::new(Track {
+                number_id,
+                messages: Vec::new(),
+                fallback: None,
+            }))
+        });
+        let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
+        if t.messages.len() >= KEEP {
+            t.messages.remove(0);
+        }
+        t.messages.push(msg);
+    }
+
+    fn index(&self, pending: &[u8; 32], msg: &Message) {
+        if let Some(id) = &msg.id {
+            self.ids.insert(id_key(msg.provider, id), *pending);
+        }
+    }
+
+    /// Applies a provider's status report; `None` for ids this gateway did
+    /// not send or no longer remembers.
+    pub fn update(&self, provider: &str, u: &StatusUpdate) -> Option<Applied> {
+        let pending = self.ids.get(&id_key(provider, &u.message_id))?;
+        let track = self.tracks.get(&pending)?;
+        let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
+        let number_id = t.number_id;
+        let msg = t
+            .messages
+            .iter_mut()
+            .find(|m| m.provider == provider && m.id.as_deref() == Some(u.message_id.as_str()))?;
+        let stale = u.status.rank() <= msg.status.rank();
+        if !stale {
+            msg.status = u.status;
+            msg.error_code.clone_from(&u.error_code);
+        }
+        Some(Applied {
+            number_id,
+            channel: msg.channel,
+            status: msg.status,
+            stale,
+        })
+    }
+
+    pub fn view(&self, pending: &[u8; 32]) -> Option<View> {
+        let track = self.tracks.get(pending)?;
+        let t = track.lock().unwrap_or_else(|p| p.into_inner());
+        let last = t.messages.last()?;
+        let waiting = !matches!(last.status, Status::Delivered | Status::Failed);
+        Some(View {
+            channel: last.channel,
+            status: last.status,
+            late: waiting && last.reported && last.at.elapsed() >= self.delivery_timeout,
+            fallback_due: self.fallback_due(&t),
+        })
+    }
+
+    /// The fallback is due when the first message failed, or was not
+    /// delivered within `fallback_after` (without delivery reports nothing
+    /// can say it was, so the fallback follows too).
+    fn fallback_due(&self, t: &Track) -> Option<Channel> {
+        let first = t.messages.first()?;
+        let due = match first.status {
+            Status::Delivered => false,
+            Status::Failed => true,
+            Status::Queued | Status::Sent => first.at.elapsed() >= self.fallback_after,
+        };
+        t.fallback.filter(|_| due)
+    }
+
+    /// Claims the due fallback, once: of two tabs asking at once, one wins.
+    pub fn take_fallback(&self, pending: &[u8; 32]) -> Option<Channel> {
+        let track = self.tracks.get(pending)?;
+        let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
+        let due = self.fallback_due(&t)?;
+        t.fallback = None;
+        Some(due)
+    }
+
+    /// Gives a claimed fallback back when its send did not happen.
+    pub fn restore_fallback(&self, pending: &[u8; 32], channel: Channel) {
+        if let Some(track) = self.tracks.get(pending) {
+            track.lock().unwrap_or_else(|p| p.into_inner()).fallback = Some(channel);
+        }
+    }
+
+    /// Seconds until the automatic fallback would be due, for the page.
+    pub fn fallback_in(&self, pending: &[u8; 32]) -> Option<Duration> {
+        let track = self.tracks.get(pending)?;
+        let t = track.lock().unwrap_or_else(|p| p.into_inner());
+        t.fallback?;
+        let first = t.messages.first()?;
+        Some(self.fallback_after.saturating_sub(first.at.elapsed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(channel: Channel, id: &str) -> Message {
+        Message {
+            provider: "didfarm",
+            id: Some(Arc::from(id)),
+            channel,
+            status: Status::Queued,
+            reported: true,
+            at: Instant::now(),
+            error_code: None,
+        }
+    }
+
+    fn update(id: &str, status: Status) -> StatusUpdate {
+        StatusUpdate {
+            message_id: id.into(),
+            status,
+            error_code: None,
+            error_message: None,
+        }
+    }
+
+    fn deliveries(fallback_after: Duration) -> Deliveries {
+        Deliveries::new(
+            Duration::from_secs(300),
+            fallback_after,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn a_failed_whatsapp_message_makes_the_sms_fallback_due_once() {
+        let d = deliveries(Duration::from_secs(3600));
+        d.started(
+            &[1; 32],
+            [9; 32],
+            msg(Channel::Whatsapp, "w1"),
+            Some(Channel::Sms),
+        );
+        assert_eq!(d.view(&[1; 32]).unwrap().fallback_due, None);
+        let a = d.update("didfarm", &update("w1", Status::Failed)).unwrap();
+        assert_eq!(
+            (a.number_id, a.status, a.stale),
+            ([9; 32], Status::Failed, false)
+        );
+        assert_eq!(d.view(&[1; 32]).unwrap().fallback_due, Some(Channel::Sms));
+        assert_eq!(d.take_fallback(&[1; 32]), Some(Channel::Sms));
+        assert_eq!(d.take_fallback(&[1; 32]), None);
+    }
+
+    #[test]
+    fn a_delivered_message_needs_no_fallback_even_after_the_wait() {
+        let d = deliveries(Duration::ZERO);
+        d.started(
+            &[1; 32],
+            [9; 32],
+            msg(Channel::Whatsapp, "w1"),
+            Some(Channel::Sms),
+        );
+        d.update("didfarm", &update("w1", Status::Delivered));
+        assert_eq!(d.take_fallback(&[1; 32]), None);
+        let v = d.view(&[1; 32]).unwrap();
+        assert_eq!((v.status, v.late), (Status::Delivered, false));
+    }
+
+    #[test]
+    fn unknown_ids_and_other_providers_ids_match_nothing() {
+        let d = deliveries(Duration::from_secs(10));
+        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m1"), None);
+        assert!(d.update("didfarm", &update("m2", Status::Failed)).is_none());
+        assert!(d.update("twilio", &update("m1", Status::Failed)).is_none());
+        assert_eq!(d.view(&[1; 32]).unwrap().status, Status::Queued);
+    }
+
+    #[test]
+    fn a_late_sent_report_does_not_undo_delivered() {
+        let d = deliveries(Duration::from_secs(10));
+        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m1"), None);
+        d.update("didfarm", &update("m1", Status::Delivered));
+        let a = d.update("didfarm", &update("m1", Status::Sent)).unwrap();
+        assert!(a.stale);
+        assert_eq!(d.view(&[1; 32]).unwrap().status, Status::Delivered);
+    }
+
+    #[test]
+    fn a_new_code_forgets_the_old_codes_messages() {
+        let d = deliveries(Duration::ZERO);
+        d.started(
+            &[1; 32],
+            [9; 32],
+            msg(Channel::Whatsapp, "w1"),
+            Some(Channel::Sms),
+        );
+        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m2"), None);
+        assert!(d.update("didfarm", &update("w1", Status::Failed)).is_none());
+        assert_eq!(d.take_fallback(&[1; 32]), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! Delivery-status webhooks: `POST /.otpgate/webhook/{provider}/{token}`.
+//! The token is derived from the secret file and compared in constant time;
+//! DIDfarm signs nothing, so it is that provider's only authentication.
+//! Twilio's callbacks must also carry a valid `X-Twilio-Signature`. Each
+//! report is matched to its code by message id; unknown ids are ignored
+//! (with a 2xx, or the provider would retry forever).
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
+
+use crate::body::{Body, empty};
+use crate::delivery::{Status, StatusUpdate};
+use crate::error::GateError;
+use crate::sms;
+use crate::state::State;
+
+pub const PREFIX: &str = "/.otpgate/webhook/";
+/// Status reports are a few hundred bytes.
+const MAX_BODY: usize = 64 * 1024;
+/// Longest provider error text kept in the log.
+const ERROR_TEXT_MAX: usize = 200;
+
+pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+    let public_url = state
+        .settings
+        .server
+        .public_url
+        .as_deref()
+        .ok_or(GateError::NotFound)?;
+    let rest = &req.uri().path()[PREFIX.len()..];
+    let (provider, token) = rest.split_once('/').ok_or(GateError::NotFound)?;
+    // A wrong token looks like no endpoint at all.
+    if !bool::from(token.as_bytes().ct_eq(state.webhook_token.as_bytes())) {
+        return Err(GateError::NotFound);
+    }
+    let provider: &'static str = match provider {
+        "didfarm" if state.providers.has("didfarm") => "didfarm",
+        "twilio" if state.providers.has("twilio") => "twilio",
+        _ => return Err(GateError::NotFound),
+    };
+    if req.method() != Method::POST {
+        return Err(GateError::MethodNotAllowed);
+    }
+    let url = format!(
+        "{public_url}{}",
+        req.uri()
+            .path_and_query()
+            .map_or(req.uri().path(), |p| p.as_str())
+    );
+    let (parts, body) = req.into_parts();
+    let body = crate::body::read_limited(body, MAX_BODY, "the body could not be read").await?;
+    let update = match provider {
+        "twilio" => {
+            let params: Vec<(String, String)> =
+                form_urlencoded::parse(&body).into_owned().collect();
+            let signature = parts
+                .headers
+                .get("x-twilio-signature")
+                .ok_or(GateError::Forbidden(
+                    "the X-Twilio-Signature header is missing",
+                ))?;
+            let twilio = state.providers.twilio().ok_or(GateError::NotFound)?;
+            if !twilio.signature_ok(&url, &params, signature.as_bytes()) {
+                tracing::warn!(
+                    event = "webhook.bad_signature",
+                    provider,
+                    "a Twilio status callback with a wrong signature was refused; check sms.twilio.auth_token and server.public_url"
+                );
+                return Err(GateError::Forbidden(
+                    "the X-Twilio-Signature does not match",
+                ));
+            }
+            sms::parse_twilio_callback(&params)
+        }
+        _ => sms::parse_didfarm_webhook(&body)
+            .map_err(|_| GateError::BadRequest("the body is not a DIDfarm status event"))?,
+    };
+    if let Some(update) = update {
+        apply(state, provider, &update);
+    }
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(res)
+}
+
+/// Keeps a status with its code, logs it, and on a failure lifts the
+/// number's resend cooldown: nobody should wait for a message that will
+/// never come (the hourly and daily limits still count it).
+fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
+    let Some(applied) = state.deliveries.update(provider, u) else {
+        tracing::debug!(
+            event = "webhook.unknown_message", provider, message_id = %printable(&u.message_id),
+            "status for a message this gateway does not know (or no longer remembers); ignored"
+        );
+        return;
+    };
+    if applied.stale {
+        return;
+    }
+    if applied.status == Status::Failed {
+        state.limiter.lift_cooldown(&applied.number_id);
+    }
+    let error_message = printable(u.error_message.as_deref().unwrap_or(""));
+    let message_id = printable(&u.message_id);
+    let event = match applied.status {
+        Status::Queued => "delivery.queued",
+        Status::Sent => "delivery.sent",
+        Status::Delivered => "delivery.delivered",
+        Status::Failed => "delivery.failed",
+    };
+    let channel = applied.channel.as_str();
+    let code = printable(u.error_code.as_deref().unwrap_or("-"));
+    if applied.status == Status::Failed {
+        tracing::warn!(event, provider, channel, %message_id, error_code = %code, error = %error_message, "message not delivered");
+    } else {
+        tracing::info!(event, provider, channel, %message_id, "delivery status");
+    }
+}
+
+/// Provider text for a log line: no control characters (no forged lines),
+/// bounded length.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(ERROR_TEXT_MAX)
+        .collect()
+}
