@@ -2,6 +2,8 @@
 //! servers on loopback, and a gateway started in-process in front of them.
 #![allow(dead_code)]
 
+pub mod twilio;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +27,7 @@ fn full(b: impl Into<Bytes>) -> TestBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-async fn serve<F, Fut>(handler: F) -> SocketAddr
+pub async fn serve<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<TestBody>> + Send + 'static,
@@ -267,7 +269,7 @@ fn websocket_echo(mut req: Request<Incoming>) -> Response<TestBody> {
         .unwrap()
 }
 
-fn json(status: u16, v: serde_json::Value) -> Response<TestBody> {
+pub fn json(status: u16, v: serde_json::Value) -> Response<TestBody> {
     let mut r = Response::new(full(v.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
     r.headers_mut()
@@ -275,7 +277,7 @@ fn json(status: u16, v: serde_json::Value) -> Response<TestBody> {
     r
 }
 
-fn text(status: u16, t: &str) -> Response<TestBody> {
+pub fn text(status: u16, t: &str) -> Response<TestBody> {
     let mut r = Response::new(full(t.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
     r
@@ -299,6 +301,8 @@ pub enum ProviderMode {
 pub struct Received {
     pub authorization: Option<String>,
     pub test_header: Option<String>,
+    /// "sms" or "whatsapp", from the endpoint it came to.
+    pub channel: &'static str,
     pub json: serde_json::Value,
 }
 
@@ -307,8 +311,12 @@ impl Received {
         self.json["body"].as_str().unwrap_or("")
     }
 
-    /// The code in the message: the digits after the last '#'.
+    /// The code in the message: the template variable of a WhatsApp
+    /// message, else the digits after the SMS's last '#'.
     pub fn code(&self) -> String {
+        if let Some(code) = self.json["variables"]["code"].as_str() {
+            return code.to_string();
+        }
         self.body()
             .rsplit('#')
             .next()
@@ -333,8 +341,13 @@ impl FakeDidfarm {
         let addr = serve(move |req: Request<Incoming>| {
             let (mode, received) = (m.clone(), r.clone());
             async move {
-                if req.uri().path() != "/api/v1/sms/messages" || req.method() != Method::POST {
-                    return text(404, "no such endpoint");
+                let channel = match req.uri().path() {
+                    "/api/v1/sms/messages" => "sms",
+                    "/api/v1/whatsapp/messages" => "whatsapp",
+                    _ => return text(404, "no such endpoint"),
+                };
+                if req.method() != Method::POST {
+                    return text(405, "POST only");
                 }
                 let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (authorization, test_header) = (h("authorization"), h("x-didfarm-test"));
@@ -350,7 +363,7 @@ impl FakeDidfarm {
                     ProviderMode::Accept => {
                         let id = {
                             let mut list = received.lock().unwrap();
-                            list.push(Received { authorization, test_header, json: json.clone() });
+                            list.push(Received { authorization, test_header, channel, json: json.clone() });
                             format!("msg_{}", list.len())
                         };
                         json_status(200, serde_json::json!({"data": {"message_id": id, "to": json["to"], "status": "queued", "segments": 1}}))
@@ -386,6 +399,56 @@ impl FakeDidfarm {
             .cloned()
             .expect("a message was sent")
     }
+}
+
+impl FakeDidfarm {
+    /// Posts a `message.status_update` for the `index`th message (from 0)
+    /// to the webhook URL it came with, at the gateway's address, as
+    /// DIDfarm would; returns the gateway's status code.
+    pub async fn report(&self, gateway: SocketAddr, index: usize, status: &str) -> u16 {
+        let webhook = self.received.lock().unwrap()[index].json["webhook_url"]
+            .as_str()
+            .expect("the message asked for status reports")
+            .to_string();
+        let mut event = serde_json::json!({
+            "event": "message.status_update",
+            "data": {"message_id": format!("msg_{}", index + 1), "to": "+31612345678", "status": status, "error_code": null}
+        });
+        if status == "failed" {
+            event["data"]["error_code"] = "30003".into();
+            event["data"]["error_message"] = "Unreachable destination handset".into();
+        }
+        post_to_gateway(
+            gateway,
+            &webhook,
+            "application/json",
+            event.to_string(),
+            &[],
+        )
+        .await
+    }
+}
+
+/// Posts `body` to the path of `url` at the gateway's address.
+pub async fn post_to_gateway(
+    gateway: SocketAddr,
+    url: &str,
+    content_type: &str,
+    body: String,
+    headers: &[(&str, &str)],
+) -> u16 {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .expect("an absolute URL");
+    let mut req = plain_client()
+        .post(format!("http://{gateway}{path}"))
+        .header("content-type", content_type)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().status().as_u16()
 }
 
 fn json_status(status: u16, v: serde_json::Value) -> Response<TestBody> {

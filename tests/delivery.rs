@@ -1,0 +1,478 @@
+//! Delivery you can count on: status webhooks, the page following them,
+//! WhatsApp first with the SMS fallback, senders by country, allowed
+//! countries, Twilio and provider failover. The fake DIDfarm and Twilio
+//! servers post their status callbacks back to the gateway over loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+use common::*;
+
+const PUBLIC: &str = "https://gate.example.com";
+
+/// A gateway with `public_url` set and `sms` replacing the base
+/// configuration's `provider = "didfarm"` line; `tables` are appended.
+async fn env_with(sms: &str, tables: &str) -> Env {
+    let (sms, tables) = (sms.to_string(), tables.to_string());
+    Env::with_config(move |text| {
+        let text = with_server_keys(&text, &format!("public_url = \"{PUBLIC}\""));
+        let mut text = text.replacen("provider = \"didfarm\"\n", &format!("{sms}\n"), 1);
+        if sms.lines().any(|l| l.starts_with("from =")) {
+            text = text.replacen("from = \"+31201234567\"\n", "", 1);
+        }
+        format!("{text}\n{tables}")
+    })
+    .await
+}
+
+async fn status(env: &Env, client: &reqwest::Client) -> serde_json::Value {
+    let res = client
+        .get(env.url("/.otpgate/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// Polls the status until `progress` shows, for at most ten seconds.
+async fn until_progress(env: &Env, client: &reqwest::Client, progress: &str) -> serde_json::Value {
+    for _ in 0..100 {
+        let s = status(env, client).await;
+        if s["progress"] == progress {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the status never became {progress:?}");
+}
+
+async fn post_resend(
+    env: &Env,
+    client: &reqwest::Client,
+    csrf: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf", csrf), ("rd", "/reports")];
+    form.extend_from_slice(extra);
+    client
+        .post(env.url("/.otpgate/resend"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn webhook_url(env: &Env, provider: &str) -> String {
+    let url = env.sms.last().json["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{PUBLIC}/.otpgate/webhook/{provider}/")),
+        "{url}"
+    );
+    url
+}
+
+#[tokio::test]
+async fn every_send_asks_for_status_reports_at_an_unguessable_gateway_url() {
+    let env = env_with(r#"providers = ["didfarm"]"#, "").await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    let url = webhook_url(&env, "didfarm");
+    let token = url.rsplit('/').next().unwrap();
+    assert!(token.len() >= 32, "the token is long: {token}");
+    assert_eq!(status(&env, &client).await["progress"], "waiting");
+}
+
+#[tokio::test]
+async fn the_page_status_follows_a_delivered_report() {
+    let env = env_with(r#"providers = ["didfarm"]"#, "").await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    assert_eq!(env.sms.report(env.addr, 0, "sent").await, 204);
+    assert_eq!(status(&env, &client).await["progress"], "waiting");
+    assert_eq!(env.sms.report(env.addr, 0, "delivered").await, 204);
+    let s = status(&env, &client).await;
+    assert_eq!(s["progress"], "delivered");
+    assert!(s["text"].as_str().unwrap().contains("Delivered"), "{s}");
+    assert_eq!(s["alternatives"], false);
+    let page = navigate(&client, &env.url("/.otpgate/verify?rd=%2F"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"data-progress="delivered""#),
+        "the page itself shows it on reload"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_report_says_so_offers_alternatives_and_lifts_the_cooldown() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+channels = ["sms", "whatsapp"]"#,
+        "",
+    )
+    .await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    assert_eq!(
+        post_resend(&env, &client, &csrf, &[]).await.status(),
+        429,
+        "the cooldown holds"
+    );
+    assert_eq!(env.sms.report(env.addr, 0, "failed").await, 204);
+    let s = status(&env, &client).await;
+    assert_eq!(s["progress"], "failed");
+    assert_eq!(s["alternatives"], true);
+    assert_eq!(
+        s["resend_in"], 0,
+        "no waiting for a message that will never come"
+    );
+    let page = navigate(&client, &env.url("/.otpgate/verify?rd=%2F"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"value="whatsapp""#), "WhatsApp is offered");
+    let res = post_resend(&env, &client, &csrf, &[("channel", "whatsapp")]).await;
+    assert_eq!(res.status(), 303, "the resend is allowed at once");
+    assert_eq!(env.sms.count(), 2);
+    assert_eq!(env.sms.last().channel, "whatsapp");
+    assert_eq!(env.sms.last().json["template"], "otp_verification");
+}
+
+#[tokio::test]
+async fn a_failed_whatsapp_message_is_followed_once_by_an_sms_with_the_same_code() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+channels = ["whatsapp", "sms"]
+fallback_after = "5m""#,
+        "",
+    )
+    .await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    let first = env.sms.last();
+    assert_eq!(first.channel, "whatsapp");
+    assert_eq!(first.json["variables"]["expiry_minutes"], "5");
+    let code = first.code();
+    assert_eq!(
+        post_resend(&env, &client, &csrf, &[("fallback", "1")])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(env.sms.count(), 1, "no fallback before it is due");
+    env.sms.report(env.addr, 0, "failed").await;
+    assert_eq!(
+        until_progress(&env, &client, "fallback").await["channel"],
+        "whatsapp"
+    );
+    assert_eq!(
+        post_resend(&env, &client, &csrf, &[("fallback", "1")])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(env.sms.count(), 2);
+    let sms = env.sms.last();
+    assert_eq!(
+        (sms.channel, sms.code()),
+        ("sms", code.clone()),
+        "the same code, by SMS"
+    );
+    post_resend(&env, &client, &csrf, &[("fallback", "1")]).await;
+    assert_eq!(env.sms.count(), 2, "the fallback is taken once");
+    assert_eq!(status(&env, &client).await["channel"], "sms");
+    let res = submit_code(&env, &client, &csrf, &code).await;
+    assert_eq!(res.status(), 303, "the code still works");
+}
+
+#[tokio::test]
+async fn without_a_delivered_report_the_sms_fallback_follows_after_fallback_after() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+channels = ["whatsapp", "sms"]
+fallback_after = "1s""#,
+        "",
+    )
+    .await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    let code = env.sms.last().code();
+    until_progress(&env, &client, "fallback").await;
+    assert_eq!(
+        post_resend(&env, &client, &csrf, &[("fallback", "1")])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        (env.sms.last().channel, env.sms.last().code()),
+        ("sms", code)
+    );
+}
+
+#[tokio::test]
+async fn a_delivered_whatsapp_message_gets_no_fallback() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+channels = ["whatsapp", "sms"]
+fallback_after = "1s""#,
+        "",
+    )
+    .await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    env.sms.report(env.addr, 0, "delivered").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(status(&env, &client).await["progress"], "delivered");
+    post_resend(&env, &client, &csrf, &[("fallback", "1")]).await;
+    assert_eq!(env.sms.count(), 1, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn per_country_channels_put_whatsapp_first_only_there() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+channels_by_country = { NL = ["whatsapp", "sms"] }"#,
+        "",
+    )
+    .await;
+    let (nl, _) = env.logged_in("alice");
+    open_code_page(&env, &nl).await;
+    assert_eq!(env.sms.last().channel, "whatsapp");
+    let (de, _) = env.logged_in_with_phone("bob", Some("+4915112345678"));
+    open_code_page(&env, &de).await;
+    assert_eq!(env.sms.last().channel, "sms");
+}
+
+#[tokio::test]
+async fn a_webhook_with_a_wrong_token_is_not_found_and_changes_nothing() {
+    let env = env_with(r#"providers = ["didfarm"]"#, "").await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    let url = webhook_url(&env, "didfarm");
+    let token = url.rsplit('/').next().unwrap();
+    let event =
+        r#"{"event":"message.status_update","data":{"message_id":"msg_1","status":"failed"}}"#;
+    let mut wrong = token.to_string();
+    wrong.replace_range(..1, if token.starts_with('A') { "B" } else { "A" });
+    for bad in [
+        url.replace(token, &wrong),
+        url.replace(token, ""),
+        url.replace("/didfarm/", "/twilio/"),
+    ] {
+        let code = post_to_gateway(env.addr, &bad, "application/json", event.into(), &[]).await;
+        assert_eq!(code, 404, "{bad}");
+    }
+    assert_eq!(status(&env, &client).await["progress"], "waiting");
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_unknown_webhook_bodies_are_answered_cleanly() {
+    let env = env_with(r#"providers = ["didfarm"]"#, "").await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    let url = webhook_url(&env, "didfarm");
+    let post = |body: String| post_to_gateway(env.addr, &url, "application/json", body, &[]);
+    assert_eq!(post("{".into()).await, 400);
+    assert_eq!(post("\u{0}\u{ff}garbage".into()).await, 400);
+    assert_eq!(
+        post(r#"{"event":"message.status_update"}"#.into()).await,
+        400
+    );
+    assert_eq!(
+        post(format!(r#"{{"pad":"{}"}}"#, "x".repeat(100_000))).await,
+        413
+    );
+    let unknown =
+        r#"{"event":"message.status_update","data":{"message_id":"msg_999","status":"failed"}}"#;
+    assert_eq!(
+        post(unknown.into()).await,
+        204,
+        "unknown ids are acknowledged and ignored"
+    );
+    let get = plain_client()
+        .get(env.url(&url[PUBLIC.len()..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    assert_eq!(status(&env, &client).await["progress"], "waiting");
+    assert_eq!(
+        env.sms.report(env.addr, 0, "delivered").await,
+        204,
+        "the endpoint still works"
+    );
+}
+
+#[tokio::test]
+async fn without_a_public_url_there_is_no_webhook_and_no_report_is_asked_for() {
+    let env = Env::start().await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    assert!(env.sms.last().json.get("webhook_url").is_none());
+    let s = status(&env, &client).await;
+    assert_eq!(s["progress"], "waiting");
+    let res = plain_client()
+        .post(env.url("/.otpgate/webhook/didfarm/x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn senders_follow_the_countrys_rules_and_the_configured_overrides() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+from = "YourBrand"
+from_numeric = "+31201234567"
+from_by_country = { US = "+12015550123" }
+sender_id_rules = { BE = "numeric" }"#,
+        "",
+    )
+    .await;
+    let cases = [
+        ("de", "+4915112345678", "YourBrand"),
+        ("fr", "+33612345678", "+31201234567"),
+        ("us", "+12015550123", "+12015550123"),
+        ("be", "+32470123456", "+31201234567"),
+        ("nl", "+31612345678", "YourBrand"),
+    ];
+    for (user, number, sender) in cases {
+        let (client, _) = env.logged_in_with_phone(user, Some(number));
+        open_code_page(&env, &client).await;
+        assert_eq!(env.sms.last().json["from"], sender, "{user} {number}");
+    }
+}
+
+#[tokio::test]
+async fn numbers_outside_the_allowed_countries_get_a_clear_page_and_no_message() {
+    let env = env_with(
+        r#"providers = ["didfarm"]
+allowed_countries = ["NL", "DE"]"#,
+        "",
+    )
+    .await;
+    let (fr, _) = env.logged_in_with_phone("marie", Some("+33612345678"));
+    let res = navigate(&fr, &env.url("/.otpgate/verify?rd=%2F")).await;
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("cannot be sent to phone numbers in this country")
+    );
+    let (bad, _) = env.logged_in_with_phone("typo", Some("+3161234"));
+    let res = navigate(&bad, &env.url("/.otpgate/verify?rd=%2F")).await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("not usable"));
+    assert_eq!(env.sms.count(), 0);
+    let (nl, _) = env.logged_in("alice");
+    open_code_page(&env, &nl).await;
+    assert_eq!(env.sms.count(), 1, "allowed countries still work");
+}
+
+async fn twilio_env(twilio: &FakeTwilio, providers: &str) -> Env {
+    let table = format!(
+        "[sms.twilio]\nbase_url = \"{}\"\naccount_sid = \"{ACCOUNT_SID}\"\nauth_token = \"{AUTH_TOKEN}\"\n",
+        twilio.url()
+    );
+    env_with(&format!("providers = {providers}"), &table).await
+}
+
+#[tokio::test]
+async fn twilio_gets_a_signed_in_form_post_and_its_signed_callbacks_move_the_page() {
+    let twilio = FakeTwilio::start().await;
+    let env = twilio_env(&twilio, r#"["twilio"]"#).await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    let m = twilio.last();
+    let basic = base64_basic(ACCOUNT_SID, AUTH_TOKEN);
+    assert_eq!(m.authorization.as_deref(), Some(basic.as_str()));
+    assert_eq!(m.field("To"), Some("+31612345678"));
+    assert_eq!(m.field("ValidityPeriod"), Some("300"));
+    assert!(
+        m.field("StatusCallback")
+            .unwrap()
+            .starts_with(&format!("{PUBLIC}/.otpgate/webhook/twilio/"))
+    );
+    assert_eq!(
+        twilio
+            .report(env.addr, 0, "delivered", "not-the-token")
+            .await,
+        403,
+        "a bad signature is refused"
+    );
+    assert_eq!(
+        status(&env, &client).await["progress"],
+        "waiting",
+        "and changes nothing"
+    );
+    let callback = m.field("StatusCallback").unwrap().to_string();
+    let unsigned = post_to_gateway(
+        env.addr,
+        &callback,
+        "application/x-www-form-urlencoded",
+        "MessageSid=SM1&MessageStatus=failed".into(),
+        &[],
+    )
+    .await;
+    assert_eq!(unsigned, 403, "an unsigned callback is refused");
+    assert_eq!(
+        twilio.report(env.addr, 0, "undelivered", AUTH_TOKEN).await,
+        204
+    );
+    assert_eq!(status(&env, &client).await["progress"], "failed");
+    let res = submit_code(&env, &client, &csrf, &m.code()).await;
+    assert_eq!(res.status(), 303, "the code from Twilio's message works");
+}
+
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn a_5xx_or_a_timeout_fails_over_to_the_next_provider() {
+    let twilio = FakeTwilio::start().await;
+    let env = twilio_env(&twilio, r#"["didfarm", "twilio"]"#).await;
+    env.sms.set_mode(ProviderMode::Fail(503));
+    let (a, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &a).await;
+    assert_eq!(
+        (env.sms.count(), twilio.count()),
+        (0, 1),
+        "503: Twilio sent it"
+    );
+    let res = submit_code(&env, &a, &csrf, &twilio.last().code()).await;
+    assert_eq!(res.status(), 303);
+    env.sms.set_mode(ProviderMode::Hang);
+    let (b, _) = env.logged_in_with_phone("bob", Some("+4915112345678"));
+    open_code_page(&env, &b).await;
+    assert_eq!(twilio.count(), 2, "timeout: Twilio sent it");
+    assert_eq!(twilio.last().field("To"), Some("+4915112345678"));
+}
+
+#[tokio::test]
+async fn a_4xx_is_the_numbers_problem_and_is_not_retried_elsewhere() {
+    let twilio = FakeTwilio::start().await;
+    let env = twilio_env(&twilio, r#"["didfarm", "twilio"]"#).await;
+    env.sms.set_mode(ProviderMode::Fail(422));
+    let (a, _) = env.logged_in("alice");
+    let res = navigate(&a, &env.url("/.otpgate/verify?rd=%2F")).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(twilio.count(), 0, "no second provider for a refused number");
+}
