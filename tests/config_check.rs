@@ -311,3 +311,85 @@ fn parse_accepts_the_base_configuration_and_reads_its_values() {
     assert_eq!(s.server.secret_file, Path::new("/etc/otpgate/otpgate.key"));
     assert_eq!(s.apps.len(), 1);
 }
+
+#[test]
+fn an_unknown_channel_is_reported_with_the_channels_there_are() {
+    let text = edit(
+        "from =",
+        "from = \"+31201234567\"\nchannels = [\"whatsapp\", \"pigeon\"]",
+    );
+    assert_rejected_at(
+        &text,
+        "pigeon",
+        "sms.channels",
+        &["\"pigeon\"", "\"sms\" or \"whatsapp\""],
+    );
+}
+
+#[test]
+fn whatsapp_without_a_provider_that_sends_it_is_reported() {
+    let text = edit(
+        "provider =",
+        "providers = [\"twilio\"]\nchannels = [\"whatsapp\"]",
+    ) + "[sms.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\n";
+    assert_rejected_at(
+        &text,
+        "channels =",
+        "sms.channels",
+        &["none of the providers sends WhatsApp"],
+    );
+}
+
+#[test]
+fn a_country_code_that_is_not_one_is_reported_with_examples() {
+    let text = edit(
+        "from =",
+        "from = \"+31201234567\"\nallowed_countries = [\"NL\", \"Holland\"]",
+    );
+    assert_rejected_at(
+        &text,
+        "Holland",
+        "sms.allowed_countries",
+        &["\"Holland\"", "two-letter"],
+    );
+}
+
+#[test]
+fn a_sender_id_without_a_numeric_sender_is_reported_with_what_to_add() {
+    let text = edit("from =", "from = \"YourBrand\"");
+    assert_rejected_at(&text, "YourBrand", "sms.from", &["from_numeric"]);
+}
+
+#[test]
+fn a_provider_listed_without_its_table_is_reported() {
+    let text = edit("provider =", "providers = [\"didfarm\", \"twilio\"]");
+    assert_rejected_at(&text, "providers =", "sms.providers", &["[sms.twilio]"]);
+}
+
+#[test]
+fn a_public_url_with_a_path_is_reported() {
+    let text = edit(
+        "listen =",
+        "listen = \"127.0.0.1:8000\"\npublic_url = \"https://gate.example.com/otp\"",
+    );
+    assert_rejected_at(
+        &text,
+        "public_url",
+        "server.public_url",
+        &["must not have a path"],
+    );
+}
+
+#[test]
+fn a_country_both_allowed_and_denied_is_reported() {
+    let text = edit(
+        "from =",
+        "from = \"+31201234567\"\nallowed_countries = [\"NL\", \"DE\"]\ndenied_countries = [\"DE\"]",
+    );
+    assert_rejected_at(
+        &text,
+        "denied_countries",
+        "sms.denied_countries",
+        &["DE is also in allowed_countries"],
+    );
+}
