@@ -68,6 +68,20 @@ impl Gateway {
                 tracing::warn!("{line}");
             }
         }
+        let sms = &state.settings.sms;
+        let whatsapp_first = sms.channels.first() == Some(&crate::config::Channel::Whatsapp)
+            || sms
+                .channels_by_country
+                .values()
+                .any(|c| c.first() == Some(&crate::config::Channel::Whatsapp));
+        if whatsapp_first
+            && state.settings.server.public_url.is_none()
+            && state.providers.sandbox().is_none()
+        {
+            tracing::warn!(
+                "WhatsApp comes first but server.public_url is not set: no delivery reports arrive, so every WhatsApp code is followed by an SMS after sms.fallback_after"
+            );
+        }
         Ok(Self {
             state,
             listener,

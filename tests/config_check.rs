@@ -393,3 +393,40 @@ fn a_country_both_allowed_and_denied_is_reported() {
         &["DE is also in allowed_countries"],
     );
 }
+
+/// The `[[apps]]` table of `GOOD`, to complete a README example.
+fn apps_table() -> &'static str {
+    &GOOD[GOOD.find("[[apps]]").unwrap()..]
+}
+
+#[test]
+fn every_provider_example_in_the_readme_passes_the_check() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("## SMS providers and delivery").unwrap()..];
+    let section = &section[..section.find("\n## ").unwrap()];
+    let examples: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(examples.len(), 3, "three provider examples");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, example) in examples.iter().enumerate() {
+        let text = format!("{example}\n{}", apps_table());
+        let path = write(dir.path(), &format!("example{i}.toml"), &text);
+        let out = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .env("DIDFARM_API_KEY", "k")
+            .env("TWILIO_AUTH_TOKEN", "t")
+            .env("SMS_API_KEY", "s")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "example {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
