@@ -288,12 +288,17 @@ impl Deliveries {
         }
     }
 
-    /// Seconds until the automatic fallback would be due, for the page.
+    /// How long until the automatic fallback is due; `None` when there is
+    /// none to come (no fallback channel, taken, or the first message's fate
+    /// is known).
     pub fn fallback_in(&self, pending: &[u8; 32]) -> Option<Duration> {
         let track = self.tracks.get(pending)?;
         let t = track.lock().unwrap_or_else(|p| p.into_inner());
         t.fallback?;
         let first = t.messages.first()?;
+        if matches!(first.status, Status::Delivered | Status::Failed) {
+            return None;
+        }
         Some(self.fallback_after.saturating_sub(first.at.elapsed()))
     }
 }

@@ -476,3 +476,34 @@ async fn a_4xx_is_the_numbers_problem_and_is_not_retried_elsewhere() {
     assert_eq!(res.status(), 503);
     assert_eq!(twilio.count(), 0, "no second provider for a refused number");
 }
+
+#[tokio::test]
+async fn the_generic_http_provider_sends_the_request_described_in_config() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>> = Arc::default();
+    let record = seen.clone();
+    let api = serve(move |req: http::Request<hyper::body::Incoming>| {
+        let record = record.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            record.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap()));
+            json(200, serde_json::json!({"id": 42}))
+        }
+    })
+    .await;
+    let table = format!(
+        "[sms.http]\nurl = \"http://{api}/v2/send\"\nheaders = {{ Authorization = \"Bearer {{secret}}\" }}\nsecret = \"s3cret\"\njson = {{ recipient = \"{{to}}\", sender = \"{{from}}\", message = {{ text = \"{{body}}\" }} }}\nmessage_id_pointer = \"/id\"\n"
+    );
+    let env = env_with(r#"providers = ["http"]"#, &table).await;
+    let (client, _) = env.logged_in("alice");
+    let csrf = open_code_page(&env, &client).await;
+    let (auth, body) = seen.lock().unwrap().last().cloned().expect("the API got the message");
+    assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
+    assert_eq!(body["recipient"], "+31612345678");
+    assert_eq!(body["sender"], "+31201234567");
+    let text = body["message"]["text"].as_str().unwrap();
+    let code = text.rsplit('#').next().unwrap().to_string();
+    assert_eq!(submit_code(&env, &client, &csrf, &code).await.status(), 303);
+}
