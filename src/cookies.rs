@@ -85,18 +85,15 @@ pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
 /// ASCII case, after percent-decoding, with `.`, ` ` and `[` read as `_`
 /// (PHP's rewriting of cookie names).
 fn same_to_an_app(name: &str, session: &str) -> bool {
-    fn canon(s: &str) -> Vec<u8> {
-        let decoded: Vec<u8> = percent_encoding::percent_decode(s.as_bytes()).collect();
-        decoded
-            .into_iter()
-            .map(|b| match b {
-                b'.' | b' ' | b'[' => b'_',
-                other => other.to_ascii_lowercase(),
-            })
-            .collect()
+    // Without allocating: this runs for every cookie pair of every request.
+    fn canon(s: &str) -> impl Iterator<Item = u8> + '_ {
+        percent_encoding::percent_decode(s.as_bytes()).map(|b| match b {
+            b'.' | b' ' | b'[' => b'_',
+            other => other.to_ascii_lowercase(),
+        })
     }
     // Cheap test first: look-alikes are about as long as the real name.
-    name.len() >= session.len() && canon(name) == canon(session)
+    name.len() >= session.len() && canon(name).eq(canon(session))
 }
 
 /// Whether the response deletes the cookie `name` (RFC 6265 §3.1: an empty
