@@ -1,12 +1,14 @@
 //! The command line: run the gateway, check a configuration, or run the
 //! demo. Signals: SIGTERM and SIGINT both stop accepting and let requests
-//! in flight finish, for at most `server.shutdown_grace`.
+//! in flight finish, for at most `server.shutdown_grace`; SIGHUP reopens the
+//! audit log (after log rotation) and never stops the process.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::Audit;
 use crate::config;
 use crate::server::Gateway;
 
@@ -77,6 +79,7 @@ async fn run(path: &Path) -> ExitCode {
 pub async fn serve(settings: config::Settings) -> ExitCode {
     match Gateway::bind(settings).await {
         Ok(gateway) => {
+            reopen_on_hangup(gateway.state().audit.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS
         }
@@ -101,6 +104,32 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+/// Reopens the audit log on every SIGHUP, as logrotate's `postrotate`
+/// expects. Listening even with the log off keeps SIGHUP's default action
+/// (ending the process) from surprising a rotation script.
+fn reopen_on_hangup(audit: Audit) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(
+                audit = audit.is_on(),
+                "SIGHUP received: reopening the audit log"
+            );
+            audit.reopen();
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = audit;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
+use crate::audit::{Event, Subject};
 use crate::body::{Body, empty, full};
 use crate::error::GateError;
 use crate::gate::credentials;
@@ -141,6 +142,22 @@ impl PageCtx<'_> {
         res
     }
 
+    /// Who an audit record of this page is about.
+    fn subject<'s>(
+        &'s self,
+        user: &'s User,
+        number: &'s Number,
+        view: &'s ClientView,
+    ) -> Subject<'s> {
+        Subject::new(
+            &self.app.cfg.name,
+            &user.name,
+            number,
+            &self.number_id,
+            view,
+        )
+    }
+
     fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
         let code_alive = self.state.otp.status(&self.key) == Status::Alive;
         let wait = self.state.limiter.cooldown_left(&self.number_id);
@@ -180,6 +197,10 @@ async fn code_page(
     let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        state.audit.otp(
+            &page.subject(&user, &number, view),
+            Event::SendLimited(locked),
+        );
         return Ok(page.limited(locked));
     }
     let again = query_param(query, "m").as_deref() == Some("resent");
@@ -257,6 +278,10 @@ async fn resend(
     let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        state.audit.otp(
+            &page.subject(&user, &number, view),
+            Event::SendLimited(locked),
+        );
         return Ok(page.limited(locked));
     }
     // While the code is alive the same code goes out again, so a late SMS still works.
@@ -295,12 +320,16 @@ async fn check_code(
     let page = page_ctx(state, app, &rd, &user, &number);
     let t = state.text;
     let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
+    let who = page.subject(&user, &number, view);
+    let audit = |e: Event<'_>| state.audit.otp(&who, e);
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         event("otp.account_locked");
+        audit(Event::CheckLimited(locked));
         return Ok(page.limited(locked));
     }
     if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
         event("rate_limited");
+        audit(Event::CheckLimited(limited));
         return Ok(page.limited(limited));
     }
     let submitted = form.get("code").map_or("", String::as_str);
@@ -312,11 +341,13 @@ async fn check_code(
             event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
             client_ip = %view.ip, "too many consecutive wrong codes: account locked"
         );
+        audit(Event::AccountLocked);
     }
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
             event("otp.verified");
+            audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
             let mut res = see_other(&rd);
             set_cookie(
@@ -335,6 +366,7 @@ async fn check_code(
         }
         Verdict::Wrong { attempts_left } => {
             event("otp.failed");
+            audit(Event::Failed { attempts_left });
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.wrong_code(attempts_left))),
@@ -343,17 +375,21 @@ async fn check_code(
         }
         Verdict::Locked => {
             event("otp.locked");
+            audit(Event::CodeLocked);
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.locked)),
                 true,
             )
         }
-        Verdict::NoCode => page.render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Notice::error(t.expired)),
-            false,
-        ),
+        Verdict::NoCode => {
+            audit(Event::Expired);
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.expired)),
+                false,
+            )
+        }
         Verdict::Malformed => page.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(Notice::error(t.malformed_code(state.otp.length()))),

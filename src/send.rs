@@ -2,6 +2,7 @@
 //! the one order that keeps them consistent (reserve a slot, issue, send;
 //! on failure give both back), and the OTP event log lines.
 
+use crate::audit::{Event, Subject};
 use crate::headers::ClientView;
 use crate::limits::Limited;
 use crate::otp::{self, Code};
@@ -52,6 +53,8 @@ pub async fn code(
 ) -> Outcome {
     let masked = number.masked();
     let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
+    let who = Subject::new(&app.cfg.name, user, number, &number_id, view);
+    let audit = |event: Event<'_>| state.audit.otp(&who, event);
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
     let reservation = match by_address.and_then(|()| state.limiter.reserve(&number_id)) {
         Ok(r) => r,
@@ -60,6 +63,7 @@ pub async fn code(
                 event = "rate_limited", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
                 window = ?limited.window, wait_s = limited.wait.as_secs(), "send refused by rate limit"
             );
+            audit(Event::SendLimited(limited));
             return Outcome::Limited(limited);
         }
     };
@@ -97,6 +101,8 @@ pub async fn code(
                 client_ip = %view.ip, provider = state.provider.name(), message_id = receipt.message_id.as_deref().unwrap_or("-"),
                 "code sent"
             );
+            let (again, id) = (kind == Kind::Again, receipt.message_id.as_deref());
+            audit(Event::Sent(again, state.provider.name(), id));
             Outcome::Sent(code)
         }
         Err(SendError::Timeout) => {
@@ -107,6 +113,7 @@ pub async fn code(
                 event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
                 provider = state.provider.name(), "the provider did not answer in time; the code may still arrive"
             );
+            audit(Event::SendUncertain(state.provider.name()));
             Outcome::Uncertain(code)
         }
         Err(e) => {
@@ -122,6 +129,7 @@ pub async fn code(
                 event = "otp.send_error", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
                 provider = state.provider.name(), error = %e, "code could not be sent"
             );
+            audit(Event::SendError(state.provider.name(), &e));
             Outcome::Failed
         }
     }

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use crate::audit::{Audit, AuditError};
 use crate::config::{Settings, TlsFiles};
 use crate::gate::{self, Conn};
 use crate::keys::{self, SecretError};
@@ -40,6 +41,8 @@ pub enum StartError {
     Tls(String),
     #[error("cannot build the SMS provider's HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 pub struct Gateway {
@@ -58,7 +61,11 @@ impl Gateway {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let state = Arc::new(State::new(settings, &secret)?);
+        let mut state = State::new(settings, &secret)?;
+        if let Some(path) = &state.settings.audit {
+            state.audit = Audit::open(path)?;
+        }
+        let state = Arc::new(state);
         if state.provider.sandbox().is_some() {
             for line in [
                 "SMS PROVIDER IS THE SANDBOX: no message leaves this machine,",

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::abuse::AbuseGuard;
+use crate::audit::Audit;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
@@ -65,6 +66,8 @@ pub struct State {
     pub abuse: AbuseGuard,
     pub provider: Provider,
     pub text: &'static Text,
+    /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
+    pub audit: Audit,
 }
 
 impl State {
@@ -99,6 +102,7 @@ impl State {
             apps,
             settings,
             text: &EN,
+            audit: Audit::off(),
         })
     }
 
