@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::fs::File;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::Notify;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 
 use crate::headers::ClientView;
 use crate::limits::{Limited, Window};
@@ -401,9 +401,9 @@ impl Audit {
     /// on. Never waits: with the queue full the record is counted as lost.
     pub fn emit(&self, build: impl FnOnce() -> Record) {
         let Some(h) = &self.inner else { return };
-        match h.tx.try_send(build()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => h.shared.lose(1),
+        // Full, or closed because the writer is gone: lost either way, and counted.
+        if h.tx.try_send(build()).is_err() {
+            h.shared.lose(1);
         }
     }
 
