@@ -24,8 +24,8 @@ use http::HeaderValue;
 use serde::Serialize;
 use tokio::fs::File;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::sync::Notify;
 use tokio::sync::mpsc;
+use tokio::sync::{Notify, oneshot};
 
 use crate::headers::ClientView;
 use crate::limits::{Limited, Window};
@@ -300,8 +300,16 @@ pub struct Audit {
     inner: Option<Arc<Handle>>,
 }
 
+/// What goes through the queue: records, and requests to say when the
+/// records queued before them are on disk.
+enum Msg {
+    /// Boxed: a record is some 450 bytes, and the queue's slots stay small.
+    Record(Box<Record>),
+    Drained(oneshot::Sender<()>),
+}
+
 struct Handle {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
 }
 
@@ -376,7 +384,7 @@ impl Audit {
         Ok(audit)
     }
 
-    fn queue(capacity: usize) -> (Self, mpsc::Receiver<Record>, Arc<Shared>) {
+    fn queue(capacity: usize) -> (Self, mpsc::Receiver<Msg>, Arc<Shared>) {
         let (tx, rx) = mpsc::channel(capacity);
         let shared = Arc::new(Shared {
             reopen: Notify::new(),
@@ -402,7 +410,7 @@ impl Audit {
     pub fn emit(&self, build: impl FnOnce() -> Record) {
         let Some(h) = &self.inner else { return };
         // Full, or closed because the writer is gone: lost either way, and counted.
-        if h.tx.try_send(build()).is_err() {
+        if h.tx.try_send(Msg::Record(Box::new(build()))).is_err() {
             h.shared.lose(1);
         }
     }
@@ -417,6 +425,25 @@ impl Audit {
     pub fn reopen(&self) {
         if let Some(h) = &self.inner {
             h.shared.reopen.notify_one();
+        }
+    }
+
+    /// Waits, at most `within`, until every record queued so far is
+    /// written and flushed: at shutdown, so the last events are not lost
+    /// with the process.
+    pub async fn drain(&self, within: Duration) {
+        let Some(h) = &self.inner else { return };
+        let (done, written) = oneshot::channel();
+        let wait = async {
+            if h.tx.send(Msg::Drained(done)).await.is_ok() {
+                let _ = written.await;
+            }
+        };
+        if tokio::time::timeout(within, wait).await.is_err() {
+            tracing::warn!(
+                queued = QUEUE - h.tx.capacity(),
+                "the audit log was not fully written at shutdown"
+            );
         }
     }
 
@@ -436,8 +463,8 @@ fn open_options() -> std::fs::OpenOptions {
     options
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Record>, shared: Arc<Shared>, mut sink: Sink) {
-    let mut batch = Vec::with_capacity(BATCH);
+async fn write_loop(mut rx: mpsc::Receiver<Msg>, shared: Arc<Shared>, mut sink: Sink) {
+    let (mut batch, mut records, mut waiting) = (Vec::with_capacity(BATCH), Vec::new(), Vec::new());
     loop {
         tokio::select! {
             // A reopen asked for before records were queued happens before they are written.
@@ -447,7 +474,18 @@ async fn write_loop(mut rx: mpsc::Receiver<Record>, shared: Arc<Shared>, mut sin
                 if n == 0 {
                     break;
                 }
-                sink.write(&mut batch, &shared).await;
+                for msg in batch.drain(..) {
+                    match msg {
+                        Msg::Record(r) => records.push(*r),
+                        Msg::Drained(done) => waiting.push(done),
+                    }
+                }
+                if !records.is_empty() {
+                    sink.write(&mut records, &shared).await;
+                }
+                for done in waiting.drain(..) {
+                    let _ = done.send(());
+                }
                 shared.warn_if_due();
             }
         }
@@ -568,7 +606,22 @@ mod tests {
             audit.emit(|| Record::new("otp.sent"));
         }
         assert_eq!(audit.lost(), 3);
-        assert_eq!(rx.try_recv().unwrap().event, "otp.sent");
+        assert!(matches!(rx.try_recv(), Ok(Msg::Record(r)) if r.event == "otp.sent"));
+    }
+
+    #[tokio::test]
+    async fn drain_returns_once_every_queued_record_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&path).unwrap();
+        for _ in 0..3 {
+            audit.emit(|| Record::new("otp.verified"));
+        }
+        // This runtime has one thread: the writer has not run yet.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        audit.drain(Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("otp.verified").count(), 3, "{text}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ use crate::state::State;
 /// beyond it hyper answers 431 (RFC 6585 §5).
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
+/// Time the audit log has at shutdown to write what is queued.
+const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -143,6 +145,7 @@ impl Gateway {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
         }
+        state.audit.drain(AUDIT_DRAIN).await;
     }
 }
 
