@@ -77,9 +77,11 @@ async fn run(path: &Path) -> ExitCode {
 
 /// Binds and serves until a signal; start-up errors go to stderr.
 pub async fn serve(settings: config::Settings) -> ExitCode {
+    // Listening before anything is opened: SIGHUP's default action would end the process.
+    let hangups = hangups();
     match Gateway::bind(settings).await {
         Ok(gateway) => {
-            reopen_on_hangup(gateway.state().audit.clone());
+            reopen_on(hangups, gateway.state().audit.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS
         }
@@ -106,30 +108,40 @@ fn init_logging() {
         .init();
 }
 
-/// Reopens the audit log on every SIGHUP, as logrotate's `postrotate`
-/// expects. Listening even with the log off keeps SIGHUP's default action
-/// (ending the process) from surprising a rotation script.
-fn reopen_on_hangup(audit: Audit) {
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// SIGHUPs from now on; listening even with the audit log off keeps
+/// SIGHUP's default action (ending the process) from surprising a
+/// rotation script.
+fn hangups() -> Hangups {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP");
-                return;
+        signal(SignalKind::hangup())
+            .inspect_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP"))
+            .ok()
+    }
+}
+
+/// Reopens the audit log on every SIGHUP, as logrotate's `postrotate` expects.
+fn reopen_on(hangups: Hangups, audit: Audit) {
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!(
+                    audit = audit.is_on(),
+                    "SIGHUP received: reopening the audit log"
+                );
+                audit.reopen();
             }
-        };
-        while hangups.recv().await.is_some() {
-            tracing::info!(
-                audit = audit.is_on(),
-                "SIGHUP received: reopening the audit log"
-            );
-            audit.reopen();
-        }
-    });
+        });
+    }
     #[cfg(not(unix))]
-    let _ = audit;
+    let _ = (hangups, audit);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -47,6 +47,18 @@ async fn at_least(path: &Path, n: usize, what: &str) -> Vec<Value> {
     }
 }
 
+/// Polls until `done` holds; fails naming `what`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not so within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn events(records: &[Value]) -> Vec<&str> {
     records
         .iter()
@@ -180,15 +192,7 @@ async fn reopen_as_on_sighup_creates_a_private_file_at_the_path_and_writes_there
     std::fs::rename(&path, env.dir.path().join("audit.jsonl.1")).unwrap();
 
     env.state.audit.reopen();
-    let deadline = Instant::now() + PATIENCE;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "reopen made no new file at {}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("reopen makes a new file at the path", || path.exists()).await;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -314,4 +318,72 @@ async fn without_an_audit_table_no_audit_file_is_written() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(files, ["otpgate.key"], "only the secret");
+}
+
+/// The gateway binary, ended (SIGKILL) when the test ends, passed or not.
+#[cfg(unix)]
+struct Running(std::process::Child);
+
+#[cfg(unix)]
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(unix)]
+fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {name} failed");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reopens_the_audit_log_of_the_running_binary_and_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("otpgate.toml");
+    std::fs::write(
+        &config,
+        r#"[server]
+listen = "127.0.0.1:0"
+[sms]
+provider = "sandbox"
+[[apps]]
+name = "CRM"
+upstream = "http://127.0.0.1:9"
+session_cookie = "sessionid"
+userinfo_path = "/api/me"
+user_pointer = "/username"
+phone_pointer = "/phone"
+[audit]
+path = "audit.jsonl"
+"#,
+    )
+    .unwrap();
+    let mut gateway = Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts"),
+    );
+    let path = dir.path().join("audit.jsonl");
+    eventually("the audit log is created at start-up", || path.exists()).await;
+    std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
+
+    signal(&gateway.0, "-HUP");
+    eventually("after SIGHUP a new file is at the path", || path.exists()).await;
+    assert!(
+        gateway.0.try_wait().unwrap().is_none(),
+        "SIGHUP did not stop the gateway"
+    );
+    signal(&gateway.0, "-TERM");
+    let status = gateway.0.wait().unwrap();
+    assert!(status.success(), "SIGTERM ends it cleanly: {status}");
 }
