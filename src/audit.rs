@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::sync::{Notify, oneshot};
 
 use crate::headers::ClientView;
+use crate::keys::hex;
 use crate::limits::{Limited, Window};
 use crate::phone::Number;
 use crate::sms::SendError;
@@ -287,10 +288,6 @@ fn window_name(w: Window) -> &'static str {
 fn bounded_agent(v: &HeaderValue) -> String {
     let bytes = v.as_bytes();
     String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_USER_AGENT)]).into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The handle the gateway writes through; cheap to clone, and a no-op when
