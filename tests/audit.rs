@@ -206,7 +206,7 @@ async fn reopen_as_on_sighup_creates_a_private_file_at_the_path_and_writes_there
 }
 
 #[tokio::test]
-async fn an_account_lock_writes_an_otp_locked_record_and_refused_checks_say_why() {
+async fn an_account_lock_writes_an_otp_locked_record_and_refused_checks_and_sends_say_why() {
     let env = Env::with(&with_audit("[limits]\naccount_failure_cap = 2\n")).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
@@ -215,8 +215,10 @@ async fn an_account_lock_writes_an_otp_locked_record_and_refused_checks_say_why(
     submit_code(&env, &client, &csrf, &wrong(&code)).await;
     let res = submit_code(&env, &client, &csrf, &code).await;
     assert_eq!(res.status(), 429, "even the right code waits for the lock");
+    let res = resend(&env, &client, &csrf).await;
+    assert_eq!(res.status(), 429, "and no code is sent");
 
-    let found = at_least(&env.audit_path(), 5, "the lock and the refused check").await;
+    let found = at_least(&env.audit_path(), 6, "the lock and the refusals").await;
     assert_eq!(
         events(&found),
         [
@@ -224,6 +226,7 @@ async fn an_account_lock_writes_an_otp_locked_record_and_refused_checks_say_why(
             "otp.failed",
             "otp.locked",
             "otp.failed",
+            "rate_limited",
             "rate_limited"
         ]
     );
@@ -233,10 +236,11 @@ async fn an_account_lock_writes_an_otp_locked_record_and_refused_checks_say_why(
         (&locked["user"], &locked["phone"]),
         (&"alice".into(), &"***5678".into())
     );
-    let refused = &found[4];
-    assert_eq!(refused["outcome"], "check_refused");
-    assert_eq!(refused["window"], "account_lock");
-    assert!(refused["retry_after_s"].as_u64().unwrap() > 0, "{refused}");
+    for (refused, outcome) in [(&found[4], "check_refused"), (&found[5], "send_refused")] {
+        assert_eq!(refused["outcome"], outcome, "{refused}");
+        assert_eq!(refused["window"], "account_lock", "{refused}");
+        assert!(refused["retry_after_s"].as_u64().unwrap() > 0, "{refused}");
+    }
 }
 
 #[tokio::test]
