@@ -1,12 +1,14 @@
 //! The command line: run the gateway, check a configuration, or run the
 //! demo. Signals: SIGTERM and SIGINT both stop accepting and let requests
-//! in flight finish, for at most `server.shutdown_grace`.
+//! in flight finish, for at most `server.shutdown_grace`; SIGHUP reopens the
+//! audit log (after log rotation) and never stops the process.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::Audit;
 use crate::config;
 use crate::server::Gateway;
 
@@ -75,8 +77,11 @@ async fn run(path: &Path) -> ExitCode {
 
 /// Binds and serves until a signal; start-up errors go to stderr.
 pub async fn serve(settings: config::Settings) -> ExitCode {
+    // Listening before anything is opened: SIGHUP's default action would end the process.
+    let hangups = hangups();
     match Gateway::bind(settings).await {
         Ok(gateway) => {
+            reopen_on(hangups, gateway.state().audit.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS
         }
@@ -101,6 +106,42 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// SIGHUPs from now on; listening even with the audit log off keeps
+/// SIGHUP's default action (ending the process) from surprising a
+/// rotation script.
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .inspect_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP"))
+            .ok()
+    }
+}
+
+/// Reopens the audit log on every SIGHUP, as logrotate's `postrotate` expects.
+fn reopen_on(hangups: Hangups, audit: Audit) {
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!(
+                    audit = audit.is_on(),
+                    "SIGHUP received: reopening the audit log"
+                );
+                audit.reopen();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (hangups, audit);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
-use crate::keys::Keys;
+use crate::keys::{Keys, hex};
 
 pub const COOKIE_NAME: &str = "otpgate";
 /// Bytes of the session hash kept in the cookie: 128 bits is beyond guessing.
@@ -74,15 +74,6 @@ pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
         .build();
     c.make_removal();
     c
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
-        .map(char::from)
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use http::Request;
-use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use ipnet::IpNet;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -127,6 +127,8 @@ pub struct ClientView {
     /// Whether the direct peer is one of `trusted_proxies`.
     pub peer_trusted: bool,
     pub peer: IpAddr,
+    /// The client's `User-Agent`, for the audit log (a cheap shared copy).
+    pub user_agent: Option<HeaderValue>,
 }
 
 impl ClientView {
@@ -139,6 +141,7 @@ impl ClientView {
     ) -> Self {
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         let peer_trusted = is_trusted(&peer);
+        let user_agent = headers.get(USER_AGENT).cloned();
         let own_host = headers
             .get(HOST)
             .and_then(|h| h.to_str().ok())
@@ -152,6 +155,7 @@ impl ClientView {
                 host: own_host,
                 peer_trusted,
                 peer,
+                user_agent,
             };
         }
         // Walk X-Forwarded-For from the right: each trusted proxy appended the
@@ -188,6 +192,7 @@ impl ClientView {
             host,
             peer_trusted,
             peer,
+            user_agent,
         }
     }
 

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abuse;
+pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod config;

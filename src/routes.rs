@@ -6,6 +6,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
+use crate::audit::{Event, Subject};
 use crate::body::{Body, empty, full};
 use crate::config::Channel;
 use crate::error::GateError;
@@ -154,6 +155,22 @@ impl PageCtx<'_> {
         res
     }
 
+    /// Who an audit record of this page is about.
+    fn subject<'s>(
+        &'s self,
+        user: &'s User,
+        number: &'s Number,
+        view: &'s ClientView,
+    ) -> Subject<'s> {
+        Subject::new(
+            &self.app.cfg.name,
+            &user.name,
+            number,
+            &self.number_id,
+            view,
+        )
+    }
+
     fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
         let code_alive = self.state.otp.status(&self.key) == Status::Alive;
         let wait = self.state.limiter.cooldown_left(&self.number_id);
@@ -211,6 +228,10 @@ async fn code_page(
     let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        state.audit.otp(
+            &page.subject(&user, &number, view),
+            Event::SendLimited(locked),
+        );
         return Ok(page.limited(locked));
     }
     let again = query_param(query, "m").as_deref() == Some("resent");
@@ -338,6 +359,10 @@ async fn resend(
     let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
+        state.audit.otp(
+            &page.subject(&user, &number, view),
+            Event::SendLimited(locked),
+        );
         return Ok(page.limited(locked));
     }
     let requested = match form.get("channel") {
@@ -411,12 +436,16 @@ async fn check_code(
     let page = page_ctx(state, app, &rd, &user, &number);
     let t = state.text;
     let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
+    let who = page.subject(&user, &number, view);
+    let audit = |e: Event<'_>| state.audit.otp(&who, e);
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         event("otp.account_locked");
+        audit(Event::CheckLimited(locked));
         return Ok(page.limited(locked));
     }
     if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
         event("rate_limited");
+        audit(Event::CheckLimited(limited));
         return Ok(page.limited(limited));
     }
     let submitted = form.get("code").map_or("", String::as_str);
@@ -428,11 +457,13 @@ async fn check_code(
             event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
             client_ip = %view.ip, "too many consecutive wrong codes: account locked"
         );
+        audit(Event::AccountLocked);
     }
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
             event("otp.verified");
+            audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
             let mut res = see_other(&rd);
             set_cookie(
@@ -451,6 +482,7 @@ async fn check_code(
         }
         Verdict::Wrong { attempts_left } => {
             event("otp.failed");
+            audit(Event::Failed { attempts_left });
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.wrong_code(attempts_left))),
@@ -459,17 +491,21 @@ async fn check_code(
         }
         Verdict::Locked => {
             event("otp.locked");
+            audit(Event::CodeLocked);
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.locked)),
                 true,
             )
         }
-        Verdict::NoCode => page.render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Notice::error(t.expired)),
-            false,
-        ),
+        Verdict::NoCode => {
+            audit(Event::Expired);
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.expired)),
+                false,
+            )
+        }
         Verdict::Malformed => page.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(Notice::error(t.malformed_code(state.otp.length()))),

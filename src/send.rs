@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::audit::{Event, Subject};
 use crate::config::Channel;
 use crate::delivery::{Message, Status};
 use crate::headers::ClientView;
@@ -85,14 +86,17 @@ pub async fn code(
     } = *to;
     let masked = number.masked();
     let sms_cfg = &state.settings.sms;
+    let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
+    let who = Subject::new(&app.cfg.name, user, number, &number_id, view);
+    let audit = |event: Event<'_>| state.audit.otp(&who, event);
     if !sms::country_allowed(sms_cfg, number) {
+        audit(Event::CountryRefused);
         tracing::warn!(
             event = "otp.country_refused", app = %app.cfg.name, user, phone = %masked, country = number.country_code(),
             client_ip = %view.ip, "codes may not be sent to this country (sms.allowed_countries / sms.denied_countries)"
         );
         return Outcome::CountryRefused;
     }
-    let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
     let cooldown = !matches!(pick, Pick::Fallback(_));
     let reservation = match by_address
@@ -104,6 +108,7 @@ pub async fn code(
                 event = "rate_limited", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
                 window = ?limited.window, wait_s = limited.wait.as_secs(), "send refused by rate limit"
             );
+            audit(Event::SendLimited(limited));
             return Outcome::Limited(limited);
         }
     };
@@ -135,7 +140,7 @@ pub async fn code(
         (Kind::Again, _) => "otp.resent",
         _ => "otp.sent",
     };
-    let mut maybe_sent = false;
+    let mut maybe_sent = None;
     for (i, &channel) in channels.iter().enumerate() {
         let msg = Outgoing {
             channel,
@@ -156,6 +161,12 @@ pub async fn code(
                     from = %msg.from, provider = accepted.provider, message_id = message_id.as_deref().unwrap_or("-"),
                     "code sent"
                 );
+                audit(Event::Sent {
+                    event,
+                    channel,
+                    provider: accepted.provider,
+                    message_id: message_id.as_deref(),
+                });
                 let record = Message {
                     provider: accepted.provider,
                     id: message_id,
@@ -188,15 +199,17 @@ pub async fn code(
                     channel = channel.as_str(), provider = failed.provider, error = %failed.error, maybe_sent = failed.maybe_sent,
                     "code could not be sent"
                 );
+                audit(Event::SendError(channel, failed.provider, &failed.error));
                 if failed.maybe_sent {
                     // Another channel now could deliver the code twice.
-                    maybe_sent = true;
+                    maybe_sent = Some((channel, failed.provider));
                     break;
                 }
             }
         }
     }
-    if maybe_sent {
+    if let Some((channel, provider)) = maybe_sent {
+        audit(Event::SendUncertain(channel, provider));
         if kind == Kind::Replacement {
             state.otp.install(pending, &code);
         }

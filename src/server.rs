@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use crate::audit::{Audit, AuditError};
 use crate::config::{Settings, TlsFiles};
 use crate::gate::{self, Conn};
 use crate::keys::{self, SecretError};
@@ -24,6 +25,8 @@ use crate::state::State;
 /// beyond it hyper answers 431 (RFC 6585 §5).
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
+/// Time the audit log has at shutdown to write what is queued.
+const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +43,8 @@ pub enum StartError {
     Tls(String),
     #[error("cannot build the SMS provider's HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 pub struct Gateway {
@@ -58,7 +63,11 @@ impl Gateway {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let state = Arc::new(State::new(settings, &secret)?);
+        let mut state = State::new(settings, &secret)?;
+        if let Some(path) = &state.settings.audit {
+            state.audit = Audit::open(path)?;
+        }
+        let state = Arc::new(state);
         if state.providers.sandbox().is_some() {
             for line in [
                 "SMS PROVIDER IS THE SANDBOX: no message leaves this machine,",
@@ -150,6 +159,7 @@ impl Gateway {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
         }
+        state.audit.drain(AUDIT_DRAIN).await;
     }
 }
 

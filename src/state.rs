@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::abuse::AbuseGuard;
+use crate::audit::Audit;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::delivery::Deliveries;
 use crate::identity::{self, Cache};
@@ -69,6 +70,8 @@ pub struct State {
     /// The secret part of the webhook URLs.
     pub webhook_token: String,
     pub text: &'static Text,
+    /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
+    pub audit: Audit,
 }
 
 impl State {
@@ -119,6 +122,7 @@ impl State {
             apps,
             settings,
             text: &EN,
+            audit: Audit::off(),
         })
     }
 

@@ -9,6 +9,9 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
+use std::borrow::Cow;
+
+use crate::audit::Record;
 use crate::body::{Body, empty};
 use crate::delivery::{Status, StatusUpdate};
 use crate::error::GateError;
@@ -110,6 +113,15 @@ fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
         Status::Failed => "delivery.failed",
     };
     let channel = applied.channel.as_str();
+    state.audit.emit(|| Record {
+        channel: Some(Cow::Borrowed(channel)),
+        provider: Some(Cow::Borrowed(provider)),
+        message_id: Some(message_id.clone()),
+        status: Some(applied.status.as_str().to_string()),
+        error_code: u.error_code.as_deref().map(printable),
+        phone_hash: Some(crate::keys::hex(&applied.number_id)),
+        ..Record::new(event)
+    });
     let code = printable(u.error_code.as_deref().unwrap_or("-"));
     if applied.status == Status::Failed {
         tracing::warn!(event, provider, channel, %message_id, error_code = %code, error = %error_message, "message not delivered");

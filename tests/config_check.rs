@@ -313,6 +313,43 @@ fn parse_accepts_the_base_configuration_and_reads_its_values() {
 }
 
 #[test]
+fn an_audit_path_in_a_directory_that_does_not_exist_is_reported_with_what_to_do() {
+    let text = format!("{GOOD}\n[audit]\npath = \"no-such-dir/audit.jsonl\"\n");
+    assert_rejected_at(
+        &text,
+        "path = \"no-such-dir",
+        "audit.path",
+        &["no-such-dir", "does not exist", "create it"],
+    );
+}
+
+#[test]
+fn an_empty_audit_path_is_reported_with_how_to_keep_the_log_off() {
+    let text = format!("{GOOD}\n[audit]\npath = \"\"\n");
+    assert_rejected_at(
+        &text,
+        "path = \"\"",
+        "audit.path",
+        &["must name a file", "leave out the [audit] table"],
+    );
+}
+
+#[test]
+fn a_misspelt_audit_key_is_reported_with_its_line_and_the_key_allowed() {
+    let text = format!("{GOOD}\n[audit]\nfile = \"audit.jsonl\"\n");
+    assert_rejected_at(&text, "file = \"audit", "audit.file", &["expected `path`"]);
+}
+
+#[test]
+fn parse_leaves_the_audit_log_off_by_default_and_takes_its_path_from_the_file_directory() {
+    let s = otpgate::config::parse(GOOD, "gw.toml", Path::new("/etc/otpgate")).expect("valid");
+    assert_eq!(s.audit, None);
+    let text = format!("{GOOD}\n[audit]\npath = \"audit.jsonl\"\n");
+    let s = otpgate::config::parse(&text, "gw.toml", Path::new("/etc")).expect("valid");
+    assert_eq!(s.audit.as_deref(), Some(Path::new("/etc/audit.jsonl")));
+}
+
+#[test]
 fn an_unknown_channel_is_reported_with_the_channels_there_are() {
     let text = edit(
         "from =",

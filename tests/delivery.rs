@@ -486,9 +486,16 @@ async fn the_generic_http_provider_sends_the_request_described_in_config() {
         let record = record.clone();
         async move {
             use http_body_util::BodyExt;
-            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body = req.into_body().collect().await.unwrap().to_bytes();
-            record.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap()));
+            record
+                .lock()
+                .unwrap()
+                .push((auth, serde_json::from_slice(&body).unwrap()));
             json(200, serde_json::json!({"id": 42}))
         }
     })
@@ -499,7 +506,12 @@ async fn the_generic_http_provider_sends_the_request_described_in_config() {
     let env = env_with(r#"providers = ["http"]"#, &table).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
-    let (auth, body) = seen.lock().unwrap().last().cloned().expect("the API got the message");
+    let (auth, body) = seen
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("the API got the message");
     assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
     assert_eq!(body["recipient"], "+31612345678");
     assert_eq!(body["sender"], "+31201234567");

@@ -105,14 +105,7 @@ async fn the_log_has_every_code_event_and_no_code_full_number_or_cookie() {
     let res = navigate(&bob, &env.url("/.otpgate/verify?rd=%2F")).await;
     assert_eq!(res.status(), 503);
 
-    let codes: Vec<String> = env
-        .sms
-        .received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(Received::code)
-        .collect();
+    let codes = env.sms.codes();
     assert_eq!(codes.len(), 2, "sent and resent");
     assert!(codes.iter().all(|c| c.len() == 6));
     let log = logs.text();

@@ -70,6 +70,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub sms: SmsSettings,
     pub apps: Vec<AppSettings>,
+    /// The audit log's file; `None` keeps it off.
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

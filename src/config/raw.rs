@@ -21,6 +21,13 @@ pub struct RawConfig {
     pub sms: Option<S<RawSms>>,
     #[serde(default)]
     pub apps: Vec<S<RawApp>>,
+    pub audit: Option<S<RawAudit>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use http::Uri;
 use http::uri::{PathAndQuery, Scheme};
 use ipnet::IpNet;
 
-use super::raw::{RawApp, RawConfig, S};
+use super::raw::{RawApp, RawAudit, RawConfig, S};
 use super::*;
 use crate::phone;
 
@@ -256,13 +256,42 @@ impl Ctx<'_> {
             .map(|a| self.app(a))
             .collect::<Result<Vec<_>>>()?;
         self.distinct_hosts(&raw.apps, &apps)?;
+        let audit = raw.audit.as_ref().map(|a| self.audit(a)).transpose()?;
         Ok(Settings {
             server,
             otp,
             limits,
             sms,
             apps,
+            audit,
         })
+    }
+
+    /// The audit log's path. The file itself is opened at start-up; its
+    /// directory must exist now, so `check-config` catches a typo.
+    fn audit(&self, a: &S<RawAudit>) -> Result<PathBuf> {
+        let v = &a.get_ref().path;
+        let text = v.get_ref().trim();
+        if text.is_empty() || text.ends_with('/') {
+            return Err(self.at(
+                v,
+                "audit.path",
+                "must name a file, e.g. \"audit.jsonl\"; leave out the [audit] table to keep the audit log off",
+            ));
+        }
+        let path = self.path(text);
+        let dir = path.parent().unwrap_or(self.base);
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return Err(self.at(
+                v,
+                "audit.path",
+                format!(
+                    "the directory {} does not exist; create it or choose another path",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(path)
     }
 
     fn server(&self, raw: &RawConfig) -> Result<ServerSettings> {

@@ -391,6 +391,16 @@ impl FakeDidfarm {
         self.received.lock().unwrap().len()
     }
 
+    /// The codes of every message received, in order.
+    pub fn codes(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Received::code)
+            .collect()
+    }
+
     pub fn last(&self) -> Received {
         self.received
             .lock()
@@ -462,7 +472,11 @@ pub struct Env {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub state: Arc<otpgate::state::State>,
 }
+
+/// An `[audit]` table for [`Env::with`]: the log at [`Env::audit_path`].
+pub const AUDIT: &str = "[audit]\npath = \"audit.jsonl\"\n";
 
 /// The configuration tests start from; `extra` is appended and may
 /// override tables by redefining keys in new tables (`[otp]` etc. are left
@@ -516,6 +530,11 @@ impl Env {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Where [`AUDIT`] puts the audit log.
+    pub fn audit_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
     /// A browser: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder()
@@ -543,12 +562,16 @@ impl Env {
         );
         let client = reqwest::Client::builder()
             .cookie_provider(jar)
+            .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         (client, token)
     }
 }
+
+/// The user agent of [`Env::logged_in`] browsers.
+pub const USER_AGENT: &str = "Mozilla/5.0 (otpgate tests)";
 
 /// Browser-like GET of a page.
 pub async fn navigate(client: &reqwest::Client, url: &str) -> reqwest::Response {
@@ -646,6 +669,7 @@ impl Env {
             .await
             .expect("gateway binds");
         let addr = gw.local_addr();
+        let state = gw.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(gw.serve(async move {
             let _ = rx.await;
@@ -656,6 +680,7 @@ impl Env {
             addr,
             dir,
             shutdown: Some(tx),
+            state,
         }
     }
 }
