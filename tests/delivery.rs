@@ -480,7 +480,9 @@ async fn a_4xx_is_the_numbers_problem_and_is_not_retried_elsewhere() {
 #[tokio::test]
 async fn the_generic_http_provider_sends_the_request_described_in_config() {
     use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>> = Arc::default();
+    /// What the API saw: the Authorization header and the JSON body.
+    type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+    let seen: Seen = Arc::default();
     let record = seen.clone();
     let api = serve(move |req: http::Request<hyper::body::Incoming>| {
         let record = record.clone();
@@ -518,4 +520,30 @@ async fn the_generic_http_provider_sends_the_request_described_in_config() {
     let text = body["message"]["text"].as_str().unwrap();
     let code = text.rsplit('#').next().unwrap().to_string();
     assert_eq!(submit_code(&env, &client, &csrf, &code).await.status(), 303);
+}
+
+#[tokio::test]
+async fn delivery_reports_are_kept_in_the_audit_log_without_the_number() {
+    let env = env_with(r#"providers = ["didfarm"]"#, AUDIT).await;
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    assert_eq!(env.sms.report(env.addr, 0, "failed").await, 204);
+    let path = env.audit_path();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("delivery.failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let record: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "delivery.failed")
+        .expect("a delivery.failed record");
+    assert_eq!(record["error_code"], "30003");
+    assert_eq!(record["message_id"], "msg_1");
+    assert_eq!(record["channel"], "sms");
+    assert!(!text.contains("+31612345678") && !text.contains("31612345678"));
 }
