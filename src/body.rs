@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -20,4 +20,27 @@ pub fn empty() -> Body {
 /// Streams a body received from hyper on as it is.
 pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.boxed_unsync()
+}
+
+/// Why a small request body could not be read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a request body of at most `max` bytes, for the gateway's own
+/// endpoints; a larger one is refused, never buffered.
+pub async fn read_small(incoming: hyper::body::Incoming, max: usize) -> Result<Bytes, ReadError> {
+    Limited::new(incoming, max)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ReadError::TooLarge
+            } else {
+                ReadError::Broken
+            }
+        })
 }

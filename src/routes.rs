@@ -3,11 +3,10 @@
 
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
-use crate::body::{Body, empty, full};
+use crate::body::{self, Body, empty, full};
 use crate::error::GateError;
 use crate::gate::credentials;
 use crate::headers::ClientView;
@@ -94,10 +93,7 @@ async fn visitor<B>(
     match &*identity::lookup(state, app, &creds, view).await? {
         Identity::Anonymous => Ok(Visitor::NotLoggedIn),
         Identity::User { name, phone } => {
-            let pending = state
-                .keys
-                .pending
-                .of(&[&(app.index as u64).to_be_bytes(), name.as_bytes()]);
+            let pending = state.account_key(app.index, name);
             Ok(Visitor::User(User {
                 session,
                 name: name.clone(),
@@ -131,6 +127,7 @@ impl PageCtx<'_> {
             Window::Day => t.wait_day,
             Window::NetworkMinute | Window::NetworkHour => t.wait_network,
             Window::Account => t.wait_account,
+            Window::Pumping => t.wait_pumping,
         };
         let notice = Notice::error(t.wait(template, l.wait));
         let mut res = self.render(StatusCode::TOO_MANY_REQUESTS, Some(notice), false);
@@ -306,7 +303,9 @@ async fn check_code(
     let submitted = form.get("code").map_or("", String::as_str);
     let verdict = state.otp.verify(&user.pending, submitted);
     if matches!(verdict, Verdict::Wrong { .. } | Verdict::Locked)
-        && state.abuse.record_failure(&user.pending)
+        && state
+            .abuse
+            .record_failure(&user.pending, &app.cfg.name, &user.name)
     {
         tracing::warn!(
             event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
@@ -316,6 +315,7 @@ async fn check_code(
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
+            state.pumping.record_verified(&number);
             event("otp.verified");
             let lifetime = state.settings.server.second_factor_lifetime;
             let mut res = see_other(&rd);
@@ -501,19 +501,12 @@ async fn read_form(req: Request<Incoming>) -> Result<(Request<()>, Form), GateEr
             "this endpoint takes a form (application/x-www-form-urlencoded)",
         ));
     }
-    let bytes = Limited::new(body, MAX_FORM)
-        .collect()
+    let bytes = body::read_small(body, MAX_FORM)
         .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                GateError::PayloadTooLarge
-            } else {
-                GateError::BadRequest("the form could not be read")
-            }
-        })?
-        .to_bytes();
+        .map_err(|e| match e {
+            body::ReadError::TooLarge => GateError::PayloadTooLarge,
+            body::ReadError::Broken => GateError::BadRequest("the form could not be read"),
+        })?;
     let form = form_urlencoded::parse(&bytes).into_owned().collect();
     Ok((Request::from_parts(parts, ()), form))
 }

@@ -53,7 +53,10 @@ pub async fn code(
     let masked = number.masked();
     let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
-    let reservation = match by_address.and_then(|()| state.limiter.reserve(&number_id)) {
+    let reservation = match by_address
+        .and_then(|()| state.pumping.check(number))
+        .and_then(|()| state.limiter.reserve(&number_id))
+    {
         Ok(r) => r,
         Err(limited) => {
             tracing::info!(
@@ -84,7 +87,7 @@ pub async fn code(
         body,
         code: code.clone(),
     };
-    match state.provider.send(&sms).await {
+    let outcome = match state.provider.send(&sms).await {
         Ok(receipt) => {
             if kind == Kind::Replacement {
                 state.otp.install(pending, &code);
@@ -124,7 +127,12 @@ pub async fn code(
             );
             Outcome::Failed
         }
+    };
+    // Sent or maybe sent: either way it counts for the pumping guard.
+    if matches!(outcome, Outcome::Sent(_) | Outcome::Uncertain(_)) {
+        state.pumping.record_send(number);
     }
+    outcome
 }
 
 /// One log line per verification event; never the code, never the number.

@@ -10,6 +10,7 @@ use crate::keys::Keys;
 use crate::limits::SendLimiter;
 use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
+use crate::pumping::PumpingGuard;
 use crate::sms::Provider;
 use crate::text::{EN, Text};
 
@@ -63,6 +64,7 @@ pub struct State {
     pub otp: OtpStore,
     pub limiter: SendLimiter,
     pub abuse: AbuseGuard,
+    pub pumping: PumpingGuard,
     pub provider: Provider,
     pub text: &'static Text,
 }
@@ -93,6 +95,7 @@ impl State {
             otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
             limiter: SendLimiter::new(settings.limits.clone()),
             abuse: AbuseGuard::new(&settings.limits),
+            pumping: PumpingGuard::new(settings.pumping.clone()),
             provider: Provider::from_settings(&settings.sms)?,
             client: proxy::client(settings.server.connect_timeout),
             keys,
@@ -100,6 +103,14 @@ impl State {
             settings,
             text: &EN,
         })
+    }
+
+    /// Identifies an app's user: the key of their pending code and of
+    /// their account lock.
+    pub fn account_key(&self, app: usize, user: &str) -> [u8; 32] {
+        self.keys
+            .pending
+            .of(&[&(app as u64).to_be_bytes(), user.as_bytes()])
     }
 
     /// Identifies a client address for the per-address limits.

@@ -2,6 +2,8 @@
 //! reject unknown keys, with spans kept on every value that validation may
 //! have to complain about, so each error can name its line.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -19,6 +21,30 @@ pub struct RawConfig {
     pub sms: Option<S<RawSms>>,
     #[serde(default)]
     pub apps: Vec<S<RawApp>>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub pumping: RawPumping,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<S<String>>,
+    pub allow_non_loopback: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPumping {
+    pub mode: Option<S<String>>,
+    pub window: Option<S<String>>,
+    pub min_sends: Option<S<i64>>,
+    pub min_conversion: Option<S<f64>>,
+    pub quarantine: Option<S<String>>,
+    pub default_country_cap: Option<S<i64>>,
+    #[serde(default)]
+    pub country_caps: BTreeMap<String, S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,13 +22,13 @@ pub const DEFAULT_MESSAGE: &str =
 /// Names of the gateway's own cookies; an app's session cookie may not use them.
 pub const RESERVED_COOKIES: [&str; 2] = [crate::factor::COOKIE_NAME, crate::otp::PENDING_COOKIE];
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     base: &'a Path,
 }
 
-type Result<T> = std::result::Result<T, ConfigError>;
+pub(super) type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Parses configuration text; relative paths in it are taken from `base`.
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings> {
@@ -101,7 +101,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn err(
+    pub(super) fn err(
         &self,
         span: Option<Range<usize>>,
         key: &str,
@@ -115,11 +115,16 @@ impl Ctx<'_> {
         }
     }
 
-    fn at<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ConfigError {
         self.err(Some(value.span()), key, message)
     }
 
-    fn duration(&self, v: &Option<S<String>>, key: &str, default: Duration) -> Result<Duration> {
+    pub(super) fn duration(
+        &self,
+        v: &Option<S<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration> {
         let Some(v) = v else { return Ok(default) };
         humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
             self.at(
@@ -130,7 +135,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn bounded(
+    pub(super) fn bounded(
         &self,
         v: &Option<S<String>>,
         key: &str,
@@ -153,7 +158,7 @@ impl Ctx<'_> {
         Ok(d)
     }
 
-    fn int(
+    pub(super) fn int(
         &self,
         v: &Option<S<i64>>,
         key: &str,
@@ -251,12 +256,16 @@ impl Ctx<'_> {
             .map(|a| self.app(a))
             .collect::<Result<Vec<_>>>()?;
         self.distinct_hosts(&raw.apps, &apps)?;
+        let admin = self.admin(&raw.admin, &server)?;
+        let pumping = self.pumping(&raw.pumping)?;
         Ok(Settings {
             server,
             otp,
             limits,
             sms,
             apps,
+            admin,
+            pumping,
         })
     }
 
