@@ -228,6 +228,10 @@ cat >"$TMP/gate/otpgate.toml" <<EOF
 listen = "127.0.0.1:$GATE_PORT"
 secret_file = "$TMP/gate/otpgate.key"
 
+# The benchmark needs no admin API, and 9090 may be taken on this machine.
+[admin]
+listen = ""
+
 [sms]
 provider = "sandbox"
 

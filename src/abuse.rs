@@ -51,10 +51,22 @@ impl WindowCounter {
     }
 }
 
-#[derive(Default)]
 struct Account {
     failures: u32,
     locked_until: Option<Instant>,
+    /// Kept so that an admin can see and lift locks by name.
+    app: String,
+    user: String,
+}
+
+/// A locked account as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockView {
+    pub app: String,
+    pub user: String,
+    /// Consecutive wrong codes that caused the lock.
+    pub failures: u32,
+    pub seconds_left: u64,
 }
 
 pub struct AbuseGuard {
@@ -116,14 +128,27 @@ impl AbuseGuard {
         })
     }
 
-    /// Records a wrong code; `true` when this failure locks the account.
-    pub fn record_failure(&self, account: &[u8; 32]) -> bool {
-        let state = self.accounts.get_with(*account, Default::default);
+    /// Records a wrong code by `user` of `app`; `true` when this failure
+    /// locks the account.
+    pub fn record_failure(&self, account: &[u8; 32], app: &str, user: &str) -> bool {
+        let state = self.accounts.get_with(*account, || {
+            Arc::new(Mutex::new(Account {
+                failures: 0,
+                locked_until: None,
+                app: app.to_string(),
+                user: user.to_string(),
+            }))
+        });
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        state.failures += 1;
-        if state.failures >= self.failure_cap {
+        let now = Instant::now();
+        // A lock that has ended leaves a fresh run (the count stays at the
+        // cap while locked, so that an admin sees why).
+        if state.locked_until.take_if(|until| *until <= now).is_some() {
             state.failures = 0;
-            state.locked_until = Some(Instant::now() + self.lock);
+        }
+        state.failures += 1;
+        if state.failures >= self.failure_cap && state.locked_until.is_none() {
+            state.locked_until = Some(now + self.lock);
             return true;
         }
         false
@@ -132,6 +157,37 @@ impl AbuseGuard {
     /// A correct code ends the run of failures.
     pub fn record_success(&self, account: &[u8; 32]) {
         self.accounts.invalidate(account);
+    }
+
+    /// The accounts locked now, by app and user.
+    pub fn locks(&self) -> Vec<LockView> {
+        let now = Instant::now();
+        let mut list: Vec<LockView> = self
+            .accounts
+            .iter()
+            .filter_map(|(_, state)| {
+                let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let until = state.locked_until.filter(|until| *until > now)?;
+                Some(LockView {
+                    app: state.app.clone(),
+                    user: state.user.clone(),
+                    failures: state.failures,
+                    seconds_left: crate::text::ceil_secs(until - now),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.app, &a.user).cmp(&(&b.app, &b.user)));
+        list
+    }
+
+    /// Lifts an account's lock and forgets its failures; `false` if it was
+    /// not locked.
+    pub fn unlock(&self, account: &[u8; 32]) -> bool {
+        let locked = self.account_locked(account).is_some();
+        if locked {
+            self.accounts.invalidate(account);
+        }
+        locked
     }
 }
 
@@ -162,15 +218,39 @@ mod tests {
     #[test]
     fn consecutive_failures_lock_the_account_and_a_success_resets_them() {
         let g = guard(10, 3);
-        assert!(!g.record_failure(&[1; 32]));
-        assert!(!g.record_failure(&[1; 32]));
+        let fail = || g.record_failure(&[1; 32], "CRM", "alice");
+        assert!(!fail());
+        assert!(!fail());
         g.record_success(&[1; 32]);
-        assert!(!g.record_failure(&[1; 32]));
-        assert!(!g.record_failure(&[1; 32]));
+        assert!(!fail());
+        assert!(!fail());
         assert!(g.account_locked(&[1; 32]).is_none());
-        assert!(g.record_failure(&[1; 32]));
+        assert!(fail());
         let locked = g.account_locked(&[1; 32]).unwrap();
         assert_eq!(locked.window, Window::Account);
         assert!(locked.wait > Duration::from_secs(3590));
+    }
+
+    #[test]
+    fn a_lock_is_listed_by_app_and_user_and_can_be_lifted() {
+        let g = guard(10, 2);
+        g.record_failure(&[1; 32], "CRM", "alice");
+        assert!(g.locks().is_empty(), "one failure is no lock");
+        g.record_failure(&[1; 32], "CRM", "alice");
+        let locks = g.locks();
+        assert_eq!(locks.len(), 1);
+        assert_eq!(
+            (locks[0].app.as_str(), locks[0].user.as_str()),
+            ("CRM", "alice")
+        );
+        assert_eq!(locks[0].failures, 2);
+        assert!(locks[0].seconds_left > 3590);
+        assert!(g.unlock(&[1; 32]));
+        assert!(g.account_locked(&[1; 32]).is_none());
+        assert!(!g.unlock(&[1; 32]), "nothing left to lift");
+        assert!(
+            !g.record_failure(&[1; 32], "CRM", "alice"),
+            "the count starts afresh"
+        );
     }
 }

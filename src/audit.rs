@@ -277,6 +277,10 @@ impl Event<'_> {
                     "check_refused"
                 });
                 r.window = Some(window_name(l.window));
+                if l.window == Window::Pumping {
+                    // Pumping records name the prefix: no last digits beside it.
+                    r.phone = None;
+                }
                 r.retry_after_s = Some(crate::text::ceil_secs(l.wait));
             }
             Self::Failed { attempts_left } => r.attempts_left = Some(*attempts_left),
@@ -298,6 +302,7 @@ fn window_name(w: Window) -> &'static str {
         Window::NetworkMinute => "per_ip_minute",
         Window::NetworkHour => "per_ip_hour",
         Window::Account => "account_lock",
+        Window::Pumping => "pumping",
     }
 }
 

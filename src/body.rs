@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -22,7 +22,30 @@ pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.boxed_unsync()
 }
 
-/// Reads a whole request body of at most `max` bytes: 413 beyond that, 400
+/// Why a small request body could not be read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a request body of at most `max` bytes, for the gateway's own
+/// endpoints; a larger one is refused, never buffered.
+pub async fn read_small(incoming: hyper::body::Incoming, max: usize) -> Result<Bytes, ReadError> {
+    Limited::new(incoming, max)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ReadError::TooLarge
+            } else {
+                ReadError::Broken
+            }
+        })
+}
+
+/// [`read_small`] for the gateway's own endpoints: 413 beyond `max`, 400
 /// with `unreadable` when the stream breaks.
 pub async fn read_limited(
     body: hyper::body::Incoming,
@@ -30,17 +53,8 @@ pub async fn read_limited(
     unreadable: &'static str,
 ) -> Result<Bytes, crate::error::GateError> {
     use crate::error::GateError;
-    http_body_util::Limited::new(body, max)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                GateError::PayloadTooLarge
-            } else {
-                GateError::BadRequest(unreadable)
-            }
-        })
+    read_small(body, max).await.map_err(|e| match e {
+        ReadError::TooLarge => GateError::PayloadTooLarge,
+        ReadError::Broken => GateError::BadRequest(unreadable),
+    })
 }

@@ -1,13 +1,15 @@
-//! The command line: run the gateway, check a configuration, or run the
-//! demo. Signals: SIGTERM and SIGINT both stop accepting and let requests
-//! in flight finish, for at most `server.shutdown_grace`; SIGHUP reopens the
-//! audit log (after log rotation) and never stops the process.
+//! The command line: run the gateway, check a configuration, run the
+//! demo, or call the running gateway's admin API. Signals: SIGTERM and
+//! SIGINT both stop accepting and let requests in flight finish, for at most
+//! `server.shutdown_grace`; SIGHUP reopens the audit log (after log
+//! rotation) and never stops the process.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::client::{self, AdminCommand};
 use crate::audit::Audit;
 use crate::config;
 use crate::server::Gateway;
@@ -34,6 +36,13 @@ enum Command {
     /// Start a small built-in "legacy app" and the gateway in front of it,
     /// with the sandbox SMS provider, and print the URLs to open.
     Demo,
+    /// Talk to the running gateway's admin API: list and lift account locks
+    /// and pumping quarantines. Run as the user otpgate runs as (it reads
+    /// the secret file).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +51,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::Demo) => runtime().block_on(crate::demo::run(&cli.config)),
+        Some(Command::Admin { command }) => runtime().block_on(admin(&cli.config, &command)),
         None => runtime().block_on(run(&cli.config)),
     }
 }
@@ -64,13 +74,35 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-async fn run(path: &Path) -> ExitCode {
-    let settings = match config::load(path) {
+/// The configuration, or exit 2 with its first mistake.
+fn load(path: &Path) -> Result<config::Settings, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn admin(path: &Path, command: &AdminCommand) -> ExitCode {
+    let settings = match load(path) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+        Err(code) => return code,
+    };
+    match client::run(&settings, command).await {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("otpgate admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(path: &Path) -> ExitCode {
+    let settings = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     serve(settings).await
 }

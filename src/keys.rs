@@ -44,6 +44,16 @@ pub enum SecretError {
 /// Reads the secret, or creates a fresh random one (mode 0600) if the file
 /// does not exist yet.
 pub fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
+    match load(path) {
+        Err(SecretError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            create(path)
+        }
+        other => other,
+    }
+}
+
+/// Reads an existing secret, refusing one that others may read.
+pub fn load(path: &Path) -> Result<Vec<u8>, SecretError> {
     let shown = path.display().to_string();
     match std::fs::metadata(path) {
         Ok(meta) => {
@@ -69,30 +79,32 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
             }
             Ok(bytes)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = vec![0u8; NEW_SECRET_LEN];
-            OsRng
-                .try_fill_bytes(&mut bytes)
-                .map_err(|e| SecretError::Random(e.to_string()))?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let create = |source| SecretError::Create {
-                path: shown.clone(),
-                source,
-            };
-            let mut file = options.open(path).map_err(create)?;
-            file.write_all(&bytes).map_err(create)?;
-            file.sync_all().map_err(create)?;
-            tracing::info!(path = %shown, "created a new server secret");
-            Ok(bytes)
-        }
         Err(source) => Err(SecretError::Read {
             path: shown,
             source,
         }),
     }
+}
+
+fn create(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let shown = path.display().to_string();
+    let mut bytes = vec![0u8; NEW_SECRET_LEN];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| SecretError::Random(e.to_string()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let create = |source| SecretError::Create {
+        path: shown.clone(),
+        source,
+    };
+    let mut file = options.open(path).map_err(create)?;
+    file.write_all(&bytes).map_err(create)?;
+    file.sync_all().map_err(create)?;
+    tracing::info!(path = %shown, "created a new server secret");
+    Ok(bytes)
 }
 
 /// A keyed hash (HMAC-SHA256) under one derived key.
@@ -152,6 +164,8 @@ pub struct Keys {
     pub pending: KeyedHash,
     /// Makes the unguessable token in the providers' webhook URLs.
     pub webhook: KeyedHash,
+    /// Makes the admin API's bearer token.
+    admin: KeyedHash,
 }
 
 impl Keys {
@@ -189,7 +203,17 @@ impl Keys {
             phone: KeyedHash::derive(secret, "otpgate phone"),
             pending: KeyedHash::derive(secret, "otpgate pending"),
             webhook: KeyedHash::derive(secret, "otpgate webhook"),
+            admin: KeyedHash::derive(secret, "otpgate admin"),
         }
+    }
+
+    /// The admin API's bearer token. Only who can read the secret file (the
+    /// service user) can compute it, so the admin CLI needs no password of
+    /// its own and a local user without that file gets nowhere.
+    pub fn admin_token(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.admin.of(&[b"admin bearer token"]))
     }
 }
 

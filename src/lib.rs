@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abuse;
+pub mod admin;
 pub mod audit;
 pub mod body;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod otp;
 pub mod pages;
 pub mod phone;
 pub mod proxy;
+pub mod pumping;
 pub mod redirect;
 pub mod routes;
 pub mod send;

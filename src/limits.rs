@@ -23,6 +23,9 @@ pub enum Window {
     NetworkHour,
     /// Too many consecutive wrong codes for the account.
     Account,
+    /// The destination country or number range is quarantined or past its
+    /// cap (see `pumping`).
+    Pumping,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

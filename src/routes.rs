@@ -106,10 +106,7 @@ async fn visitor<B>(
     match &*identity::lookup(state, app, &creds, view).await? {
         Identity::Anonymous => Ok(Visitor::NotLoggedIn),
         Identity::User { name, phone } => {
-            let pending = state
-                .keys
-                .pending
-                .of(&[&(app.index as u64).to_be_bytes(), name.as_bytes()]);
+            let pending = state.account_key(app.index, name);
             Ok(Visitor::User(User {
                 session,
                 name: name.clone(),
@@ -145,6 +142,7 @@ impl PageCtx<'_> {
             Window::Day => t.wait_day,
             Window::NetworkMinute | Window::NetworkHour => t.wait_network,
             Window::Account => t.wait_account,
+            Window::Pumping => t.wait_pumping,
         };
         let notice = Notice::error(t.wait(template, l.wait));
         let mut res = self.render(StatusCode::TOO_MANY_REQUESTS, Some(notice), false);
@@ -451,7 +449,9 @@ async fn check_code(
     let submitted = form.get("code").map_or("", String::as_str);
     let verdict = state.otp.verify(&user.pending, submitted);
     if matches!(verdict, Verdict::Wrong { .. } | Verdict::Locked)
-        && state.abuse.record_failure(&user.pending)
+        && state
+            .abuse
+            .record_failure(&user.pending, &app.cfg.name, &user.name)
     {
         tracing::warn!(
             event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
@@ -462,6 +462,7 @@ async fn check_code(
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
+            state.pumping.record_verified(&number);
             event("otp.verified");
             audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;

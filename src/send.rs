@@ -10,7 +10,7 @@ use crate::audit::{Event, Subject};
 use crate::config::Channel;
 use crate::delivery::{Message, Status};
 use crate::headers::ClientView;
-use crate::limits::Limited;
+use crate::limits::{Limited, Window};
 use crate::otp::{self, Code};
 use crate::phone::Number;
 use crate::sms::{self, Outgoing};
@@ -100,12 +100,16 @@ pub async fn code(
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
     let cooldown = !matches!(pick, Pick::Fallback(_));
     let reservation = match by_address
+        .and_then(|()| state.pumping.check(number))
         .and_then(|()| state.limiter.reserve_with(&number_id, cooldown))
     {
         Ok(r) => r,
         Err(limited) => {
             tracing::info!(
-                event = "rate_limited", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
+                // A pumping refusal's log lines name the number's prefix: the
+                // last digits beside it would make the whole number.
+                event = "rate_limited", app = %app.cfg.name, user, client_ip = %view.ip,
+                phone = if limited.window == Window::Pumping { "-" } else { masked.as_str() },
                 window = ?limited.window, wait_s = limited.wait.as_secs(), "send refused by rate limit"
             );
             audit(Event::SendLimited(limited));
@@ -191,6 +195,7 @@ pub async fn code(
                         .deliveries
                         .started(pending, number_id, record, fallback);
                 }
+                state.pumping.record_send(number);
                 return Outcome::Sent(code, channel);
             }
             Err(failed) => {
@@ -217,6 +222,8 @@ pub async fn code(
             event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
             "the provider did not answer in time; the code may still arrive"
         );
+        // Maybe sent: it counts for the pumping guard.
+        state.pumping.record_send(number);
         return Outcome::Uncertain(code);
     }
     // Nothing was sent. A first code is dropped, so the next visit sends

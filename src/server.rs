@@ -29,6 +29,8 @@ const MAX_HEADERS: usize = 100;
 const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an admin client has to send its request head.
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,6 +53,8 @@ pub struct Gateway {
     state: Arc<State>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    /// The admin API's own listener (`[admin] listen`), if it is on.
+    admin: Option<TcpListener>,
 }
 
 impl Gateway {
@@ -63,10 +67,19 @@ impl Gateway {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match settings.admin.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let mut state = State::new(settings, &secret)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
         }
+        state.pumping.audit_to(state.audit.clone());
         let state = Arc::new(state);
         if state.providers.sandbox().is_some() {
             for line in [
@@ -95,6 +108,7 @@ impl Gateway {
             state,
             listener,
             tls,
+            admin,
         })
     }
 
@@ -102,6 +116,11 @@ impl Gateway {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where the admin API listens, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -112,10 +131,12 @@ impl Gateway {
     /// in-flight requests up to `shutdown_grace` to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let addr = self.local_addr();
+        let admin_addr = self.admin_addr();
         let Gateway {
             state,
             listener,
             tls,
+            admin,
         } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -133,6 +154,9 @@ impl Gateway {
         let tls = tls.map(Arc::new);
         tokio::pin!(shutdown);
         tracing::info!(%addr, tls = tls.is_some(), "otpgate listening");
+        if let Some(admin_addr) = admin_addr {
+            tracing::info!(%admin_addr, "admin API listening");
+        }
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -149,10 +173,18 @@ impl Gateway {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
+                Some((stream, peer)) = accept_admin(admin.as_ref()) => {
+                    let watcher = graceful.watcher();
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        serve_admin(state, stream, peer, watcher).await;
+                    });
+                }
                 () = &mut shutdown => break,
             }
         }
         drop(listener);
+        drop(admin);
         let grace = state.settings.server.shutdown_grace;
         tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
         tokio::select! {
@@ -226,6 +258,44 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The next admin connection; never completes when the admin API is off,
+/// and yields nothing on a failed accept (the loop just tries again).
+async fn accept_admin(admin: Option<&TcpListener>) -> Option<(TcpStream, SocketAddr)> {
+    let Some(listener) = admin else {
+        return std::future::pending().await;
+    };
+    match listener.accept().await {
+        Ok(conn) => Some(conn),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// One admin connection: plain HTTP/1.1, the same slowloris timeout as the
+/// public side, and the admin API's own service (never the gate).
+async fn serve_admin(
+    state: Arc<State>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::admin::handle(&state, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
     }
 }
 

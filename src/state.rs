@@ -12,6 +12,7 @@ use crate::keys::Keys;
 use crate::limits::SendLimiter;
 use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
+use crate::pumping::PumpingGuard;
 use crate::sms::{Callback, Providers};
 use crate::text::{EN, Text};
 
@@ -69,6 +70,7 @@ pub struct State {
     pub deliveries: Deliveries,
     /// The secret part of the webhook URLs.
     pub webhook_token: String,
+    pub pumping: PumpingGuard,
     pub text: &'static Text,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
@@ -117,6 +119,7 @@ impl State {
             providers: Providers::new(s, callback.as_ref())?,
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
             webhook_token,
+            pumping: PumpingGuard::new(settings.pumping.clone()),
             client: proxy::client(settings.server.connect_timeout),
             keys,
             apps,
@@ -124,6 +127,14 @@ impl State {
             text: &EN,
             audit: Audit::off(),
         })
+    }
+
+    /// Identifies an app's user: the key of their pending code and of
+    /// their account lock.
+    pub fn account_key(&self, app: usize, user: &str) -> [u8; 32] {
+        self.keys
+            .pending
+            .of(&[&(app as u64).to_be_bytes(), user.as_bytes()])
     }
 
     /// Identifies a client address for the per-address limits.

@@ -467,3 +467,89 @@ fn every_provider_example_in_the_readme_passes_the_check() {
         );
     }
 }
+
+/// `GOOD` with more tables at the end.
+fn with_tables(tables: &str) -> String {
+    format!("{GOOD}\n{tables}")
+}
+
+#[test]
+fn an_admin_address_off_loopback_is_refused_without_the_opt_in() {
+    let text = with_tables("[admin]\nlisten = \"0.0.0.0:9090\"\n");
+    assert_rejected_at(
+        &text,
+        "0.0.0.0:9090",
+        "admin.listen",
+        &["not a loopback address", "allow_non_loopback = true"],
+    );
+    let opted_in = with_tables("[admin]\nlisten = \"0.0.0.0:9090\"\nallow_non_loopback = true\n");
+    let s = otpgate::config::parse(&opted_in, "gw.toml", Path::new(".")).expect("valid");
+    assert_eq!(s.admin.listen, Some("0.0.0.0:9090".parse().unwrap()));
+}
+
+#[test]
+fn an_admin_address_that_is_the_public_one_is_refused() {
+    let text = with_tables("[admin]\nlisten = \"127.0.0.1:8000\" # the gateway's own\n");
+    assert_rejected_at(
+        &text,
+        "the gateway's own",
+        "admin.listen",
+        &["server.listen", "a port of its own"],
+    );
+}
+
+#[test]
+fn the_admin_api_is_on_loopback_by_default_and_an_empty_address_turns_it_off() {
+    let s = otpgate::config::parse(GOOD, "gw.toml", Path::new(".")).expect("valid");
+    assert_eq!(s.admin.listen, Some("127.0.0.1:9090".parse().unwrap()));
+    let off = with_tables("[admin]\nlisten = \"\"\n");
+    let s = otpgate::config::parse(&off, "gw.toml", Path::new(".")).expect("valid");
+    assert_eq!(s.admin.listen, None);
+}
+
+#[test]
+fn an_unknown_pumping_mode_is_reported_with_the_modes() {
+    let text = with_tables("[pumping]\nmode = \"block\"\n");
+    assert_rejected_at(
+        &text,
+        "\"block\"",
+        "pumping.mode",
+        &["\"enforce\"", "\"monitor\"", "\"off\""],
+    );
+}
+
+#[test]
+fn a_conversion_share_above_one_is_reported_as_not_a_share() {
+    let text = with_tables("[pumping]\nmin_conversion = 20\n");
+    assert_rejected_at(
+        &text,
+        "min_conversion",
+        "pumping.min_conversion",
+        &["from 0.0 to 1.0"],
+    );
+}
+
+#[test]
+fn a_country_cap_for_no_country_is_reported_with_an_example() {
+    let text = with_tables("[pumping]\ncountry_caps = { NG = 10, XX = 5 }\n");
+    assert_rejected_at(
+        &text,
+        "country_caps",
+        "pumping.country_caps.XX",
+        &["not a region code", "NG = 10"],
+    );
+}
+
+#[test]
+fn the_pumping_keys_of_the_issue_are_read_as_written() {
+    let text = with_tables(
+        "[pumping]\nmode = \"monitor\"\nwindow = \"1h\"\nmin_sends = 20\nmin_conversion = 0.2\nquarantine = \"1h\"\ncountry_caps = { ng = 10 }\ndefault_country_cap = 50\n",
+    );
+    let s = otpgate::config::parse(&text, "gw.toml", Path::new(".")).expect("valid");
+    let p = &s.pumping;
+    assert_eq!(p.mode, otpgate::config::PumpingMode::Monitor);
+    assert_eq!(p.window, std::time::Duration::from_secs(3600));
+    assert_eq!((p.min_sends, p.min_conversion), (20, 0.2));
+    assert_eq!(p.country_cap("NG"), 10);
+    assert_eq!(p.country_cap("NL"), 50);
+}

@@ -4,46 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
-
-/// A log sink the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Installs the global subscriber: everything of otpgate down to TRACE,
-/// INFO for the rest. No timestamps: their digits could look like a code.
-fn capture_logs() -> Captured {
-    let sink = Captured::default();
-    let writer = sink.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,otpgate=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .try_init()
-        .expect("this test binary installs the only subscriber");
-    sink
-}
 
 fn cookie_values(res: &reqwest::Response) -> Vec<String> {
     res.headers()

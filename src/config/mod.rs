@@ -2,6 +2,7 @@
 //! validated, typed settings the gateway runs on, and `validate` turns the
 //! one into the other. Every error names the file, the line and the key.
 
+mod guards;
 mod raw;
 mod sms;
 mod validate;
@@ -72,6 +73,75 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     /// The audit log's file; `None` keeps it off.
     pub audit: Option<PathBuf>,
+    pub admin: AdminSettings,
+    pub pumping: PumpingSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Where the admin API listens; `None` when `listen = ""` turns it off.
+    pub listen: Option<SocketAddr>,
+}
+
+impl AdminSettings {
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+}
+
+/// What the OTP-pumping guard does when a rule trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpingMode {
+    /// Refuse sends to a quarantined country or prefix, or past a cap.
+    Enforce,
+    /// Log what would have been refused; refuse nothing.
+    Monitor,
+    /// Track nothing.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct PumpingSettings {
+    pub mode: PumpingMode,
+    /// Sends and verifications are judged over this sliding window.
+    pub window: Duration,
+    /// No judgement below this many sends to one country or prefix in the window.
+    pub min_sends: u32,
+    /// Quarantine when fewer than this share of sends were verified.
+    pub min_conversion: f64,
+    pub quarantine: Duration,
+    /// Sends per hour to a country not in `country_caps`.
+    pub default_country_cap: u32,
+    /// Sends per hour by region code ("NG"), upper case.
+    pub country_caps: HashMap<String, u32>,
+}
+
+impl PumpingSettings {
+    pub fn country_cap(&self, country: &str) -> u32 {
+        self.country_caps
+            .get(country)
+            .copied()
+            .unwrap_or(self.default_country_cap)
+    }
+}
+
+impl Default for PumpingSettings {
+    /// Sized for a company login page: a few hundred people who each need a
+    /// code now and then, almost all of whom type it in. A pumper's numbers
+    /// never verify, so 20 sends with under 20% verified is far outside
+    /// normal use; 200 sends an hour to one country is a busy morning for a
+    /// company of some thousands (list home countries in `country_caps` if
+    /// more is normal).
+    fn default() -> Self {
+        Self {
+            mode: PumpingMode::Enforce,
+            window: Duration::from_secs(3600),
+            min_sends: 20,
+            min_conversion: 0.2,
+            quarantine: Duration::from_secs(3600),
+            default_country_cap: 200,
+            country_caps: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,30 @@ pub struct RawConfig {
     #[serde(default)]
     pub apps: Vec<S<RawApp>>,
     pub audit: Option<S<RawAudit>>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub pumping: RawPumping,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<S<String>>,
+    pub allow_non_loopback: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPumping {
+    pub mode: Option<S<String>>,
+    pub window: Option<S<String>>,
+    pub min_sends: Option<S<i64>>,
+    pub min_conversion: Option<S<f64>>,
+    pub quarantine: Option<S<String>>,
+    pub default_country_cap: Option<S<i64>>,
+    #[serde(default)]
+    pub country_caps: BTreeMap<String, S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -257,6 +257,8 @@ impl Ctx<'_> {
             .collect::<Result<Vec<_>>>()?;
         self.distinct_hosts(&raw.apps, &apps)?;
         let audit = raw.audit.as_ref().map(|a| self.audit(a)).transpose()?;
+        let admin = self.admin(&raw.admin, &server)?;
+        let pumping = self.pumping(&raw.pumping)?;
         Ok(Settings {
             server,
             otp,
@@ -264,6 +266,8 @@ impl Ctx<'_> {
             sms,
             apps,
             audit,
+            admin,
+            pumping,
         })
     }
 

@@ -470,6 +470,10 @@ pub struct Env {
     pub app: FakeApp,
     pub sms: FakeDidfarm,
     pub addr: SocketAddr,
+    /// The admin API's address (`[admin] listen` is on port 0 in tests).
+    pub admin: Option<SocketAddr>,
+    /// The configuration the gateway was started with.
+    pub config: String,
     pub dir: tempfile::TempDir,
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub state: Arc<otpgate::state::State>,
@@ -490,6 +494,10 @@ secret_file = "{secret}"
 upstream_timeout = "2s"
 connect_timeout = "1s"
 shutdown_grace = "1s"
+
+# Port 0: tests run in parallel and must not collide on 9090.
+[admin]
+listen = "127.0.0.1:0"
 
 [sms]
 provider = "didfarm"
@@ -600,6 +608,12 @@ pub async fn open_code_page(env: &Env, client: &reqwest::Client) -> String {
     csrf_of(&html)
 }
 
+/// Opens the code page as a new user `user` with `phone`; the response.
+pub async fn ask_code(env: &Env, user: &str, phone: &str) -> reqwest::Response {
+    let (client, _) = env.logged_in_with_phone(user, Some(phone));
+    navigate(&client, &env.url("/.otpgate/verify?rd=%2F")).await
+}
+
 /// Submits a code; returns the response.
 pub async fn submit_code(
     env: &Env,
@@ -670,6 +684,7 @@ impl Env {
             .expect("gateway binds");
         let addr = gw.local_addr();
         let state = gw.state();
+        let admin = gw.admin_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(gw.serve(async move {
             let _ = rx.await;
@@ -678,6 +693,8 @@ impl Env {
             app,
             sms,
             addr,
+            admin,
+            config: text,
             dir,
             shutdown: Some(tx),
             state,
@@ -796,4 +813,46 @@ pub fn plain_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Installs the test binary's global subscriber on first use and returns
+/// its sink: everything of otpgate down to TRACE, INFO for the rest. No
+/// timestamps: their digits could look like a code. Tests of one binary
+/// share the sink, so each looks only for lines of its own.
+pub fn capture_logs() -> Captured {
+    static SINK: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = Captured::default();
+        let writer = sink.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,otpgate=trace"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .try_init()
+            .expect("this test binary installs the only subscriber");
+        sink
+    })
+    .clone()
 }

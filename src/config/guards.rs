@@ -1,0 +1,135 @@
+//! Validation of the `[admin]` and `[pumping]` tables: the admin API's
+//! address and the OTP-pumping guard's rules.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::{RawAdmin, RawPumping};
+use super::validate::{Ctx, Result};
+use super::{AdminSettings, PumpingMode, PumpingSettings, ServerSettings};
+use crate::phone;
+
+impl Ctx<'_> {
+    pub(super) fn admin(&self, a: &RawAdmin, server: &ServerSettings) -> Result<AdminSettings> {
+        let Some(v) = &a.listen else {
+            return Ok(AdminSettings {
+                listen: Some(AdminSettings::DEFAULT_LISTEN),
+            });
+        };
+        let text = v.get_ref().trim();
+        if text.is_empty() {
+            return Ok(AdminSettings { listen: None });
+        }
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            self.at(
+                v,
+                "admin.listen",
+                "not an address; write host and port, e.g. \"127.0.0.1:9090\", or \"\" to turn the admin API off",
+            )
+        })?;
+        // The token keeps strangers out, but an admin API that is not
+        // reachable from the network cannot be attacked from it at all.
+        if !addr.ip().is_loopback() && a.allow_non_loopback != Some(true) {
+            return Err(self.at(
+                v,
+                "admin.listen",
+                format!("{addr} is not a loopback address; use \"127.0.0.1:9090\", or set allow_non_loopback = true if the admin API must be reachable from other machines"),
+            ));
+        }
+        if clashes(addr, server.listen) {
+            return Err(self.at(
+                v,
+                "admin.listen",
+                format!("{addr} is where server.listen serves the public gateway; give the admin API a port of its own, e.g. \"127.0.0.1:9090\""),
+            ));
+        }
+        Ok(AdminSettings { listen: Some(addr) })
+    }
+
+    pub(super) fn pumping(&self, p: &RawPumping) -> Result<PumpingSettings> {
+        let d = PumpingSettings::default();
+        let mode = match &p.mode {
+            None => d.mode,
+            Some(m) => match m.get_ref().as_str() {
+                "enforce" => PumpingMode::Enforce,
+                "monitor" => PumpingMode::Monitor,
+                "off" => PumpingMode::Off,
+                other => {
+                    return Err(self.at(
+                        m,
+                        "pumping.mode",
+                        format!("unknown mode {other:?}; use \"enforce\", \"monitor\" or \"off\""),
+                    ));
+                }
+            },
+        };
+        let min_conversion = match &p.min_conversion {
+            None => d.min_conversion,
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(self.at(
+                    v,
+                    "pumping.min_conversion",
+                    format!(
+                        "{} is not a share; write a number from 0.0 to 1.0, e.g. 0.2 for 20% verified",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        };
+        let cap_range = 0..=1_000_000;
+        let mut country_caps = HashMap::new();
+        for (code, cap) in &p.country_caps {
+            let Some(country) = phone::country(code) else {
+                return Err(self.at(
+                    cap,
+                    &format!("pumping.country_caps.{code}"),
+                    format!("{code:?} is not a region code; write two letters (ISO 3166-1), e.g. NG = 10"),
+                ));
+            };
+            let key = format!("pumping.country_caps.{code}");
+            let n = self.int(&Some(cap.clone()), &key, 0, cap_range.clone())?;
+            country_caps.insert(country.as_ref().to_string(), n);
+        }
+        let secs = Duration::from_secs;
+        Ok(PumpingSettings {
+            mode,
+            window: self.bounded(
+                &p.window,
+                "pumping.window",
+                d.window,
+                secs(60)..=secs(7 * 86_400),
+            )?,
+            min_sends: self.int(
+                &p.min_sends,
+                "pumping.min_sends",
+                d.min_sends,
+                1..=1_000_000,
+            )?,
+            min_conversion,
+            quarantine: self.bounded(
+                &p.quarantine,
+                "pumping.quarantine",
+                d.quarantine,
+                secs(1)..=secs(30 * 86_400),
+            )?,
+            default_country_cap: self.int(
+                &p.default_country_cap,
+                "pumping.default_country_cap",
+                d.default_country_cap,
+                cap_range,
+            )?,
+            country_caps,
+        })
+    }
+}
+
+/// Whether two listeners would be the same socket: the same non-zero port on
+/// the same address, or on any address when either is the wildcard. Port 0
+/// asks the system for a free port, so two of them never clash.
+fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
