@@ -135,3 +135,43 @@ async fn with_the_guard_off_nothing_is_counted_or_refused() {
     }
     assert_eq!(env.sms.count(), 3);
 }
+
+#[tokio::test]
+async fn a_quarantine_and_its_refusals_are_in_the_audit_log_without_a_whole_number() {
+    let env = Env::with(&format!(
+        "{LIMITS}[pumping]\nmode = \"enforce\"\nmin_sends = 3\nmin_conversion = 0.2\n{AUDIT}"
+    ))
+    .await;
+    for i in 0..4 {
+        ask_code(&env, &format!("q{i}"), &ng(i)).await;
+    }
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(env.audit_path()).unwrap_or_default();
+        if text.contains("pumping.quarantine") && text.contains("\"window\":\"pumping\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let q = records
+        .iter()
+        .find(|r| r["event"] == "pumping.quarantine")
+        .expect("a pumping.quarantine record");
+    assert_eq!(q["prefix"], "+234803123", "{q}");
+    assert_eq!(q["outcome"], "quarantined", "{q}");
+    let refused = records
+        .iter()
+        .find(|r| r["event"] == "rate_limited" && r["window"] == "pumping")
+        .expect("the refused send is recorded");
+    assert!(
+        refused.get("phone").is_none(),
+        "no last digits beside the prefix: {refused}"
+    );
+    for i in 0..4 {
+        assert!(!text.contains(&ng(i)), "a whole number in the audit log");
+    }
+}
