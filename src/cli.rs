@@ -124,8 +124,10 @@ pub async fn serve(settings: config::Settings) -> ExitCode {
     }
 }
 
+/// The main thread's runtime, which is worker 0; `Gateway::serve` starts a
+/// thread with its own runtime for each further worker.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts")

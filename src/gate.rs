@@ -23,6 +23,8 @@ use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The worker that accepted it.
+    pub worker: usize,
 }
 
 /// The gateway's service function: never fails; errors become pages.
@@ -68,13 +70,14 @@ async fn gate(
     }
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
-    let view = ClientView::new(
+    let mut view = ClientView::new(
         req.headers(),
         req.uri().authority().map(|a| a.as_str()),
         conn.peer.ip(),
         conn.tls,
         &state.settings.server.trusted_proxies,
     );
+    view.worker = conn.worker;
     if view.host.is_empty() {
         return Err(GateError::MissingHost);
     }
@@ -202,7 +205,7 @@ async fn pass(
     }
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
-    let mut res = proxy::forward(&state.client, timeout, app, view, req, user).await?;
+    let mut res = proxy::forward(state.client(view.worker), timeout, app, view, req, user).await?;
     if may_log_in || res.headers().contains_key(SET_COOKIE) {
         match watch {
             Watch::Nothing => {}

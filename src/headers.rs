@@ -118,6 +118,9 @@ pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
 /// Who the client is, as far as the gateway can trust what it is told.
 #[derive(Debug, Clone)]
 pub struct ClientView {
+    /// The worker (runtime thread) serving the request: it picks that
+    /// worker's upstream pool, so a request never waits on another thread.
+    pub worker: usize,
     /// The socket's address, or the first untrusted hop of `X-Forwarded-For`.
     pub ip: IpAddr,
     /// HTTPS on the client's side: TLS here, or a trusted proxy said so.
@@ -150,6 +153,7 @@ impl ClientView {
             .to_string();
         if !peer_trusted {
             return Self {
+                worker: 0,
                 ip: peer,
                 https: tls,
                 host: own_host,
@@ -187,6 +191,7 @@ impl ClientView {
             .filter(|h| !h.is_empty())
             .unwrap_or(own_host);
         Self {
+            worker: 0,
             ip,
             https,
             host,

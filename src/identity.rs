@@ -137,7 +137,7 @@ async fn ask(
     headers::set_forwarded(h, view);
 
     let res = state
-        .client
+        .client(view.worker)
         .request(req)
         .await
         .map_err(GateError::UpstreamUnreachable)?;

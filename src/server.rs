@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
@@ -52,6 +52,9 @@ pub enum StartError {
 pub struct Gateway {
     state: Arc<State>,
     listener: TcpListener,
+    /// The other workers' listeners on the same address (`SO_REUSEPORT`:
+    /// the kernel spreads connections over them), handed to their threads.
+    more: Vec<std::net::TcpListener>,
     tls: Option<TlsAcceptor>,
     /// The admin API's own listener (`[admin] listen`), if it is on.
     admin: Option<TcpListener>,
@@ -64,9 +67,14 @@ impl Gateway {
         let secret = keys::load_or_create(&settings.server.secret_file)?;
         let tls = settings.server.tls.as_ref().map(tls_acceptor).transpose()?;
         let addr = settings.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let workers = settings.server.workers;
+        let bind_err = |addr, source| StartError::Bind { addr, source };
+        let listener = listen(addr, workers > 1).map_err(|e| bind_err(addr, e))?;
+        let bound = listener.local_addr().map_err(|e| bind_err(addr, e))?;
+        let more = (1..workers)
+            .map(|_| listen(bound, true).and_then(TcpListener::into_std))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| bind_err(bound, e))?;
         let admin = match settings.admin.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -107,6 +115,7 @@ impl Gateway {
         Ok(Self {
             state,
             listener,
+            more,
             tls,
             admin,
         })
@@ -128,43 +137,125 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives
-    /// in-flight requests up to `shutdown_grace` to finish.
+    /// in-flight requests up to `shutdown_grace` to finish. Worker 0 runs
+    /// here (with the admin API); each other worker gets a thread with its
+    /// own current-thread runtime, listener and upstream pool, so a request
+    /// stays on one thread from accept to answer (thread per core, as nginx
+    /// and pingora do; measured in bench/ against one multi-thread runtime).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let addr = self.local_addr();
         let admin_addr = self.admin_addr();
         let Gateway {
             state,
             listener,
+            more,
             tls,
             admin,
         } = self;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(state.settings.server.header_read_timeout)
-            .max_buf_size(MAX_HEAD)
-            .max_headers(MAX_HEADERS);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(MAX_HEAD as u32);
-        let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
         let tls = tls.map(Arc::new);
-        tokio::pin!(shutdown);
-        tracing::info!(%addr, tls = tls.is_some(), "otpgate listening");
+        tracing::info!(%addr, tls = tls.is_some(), workers = more.len() + 1, "otpgate listening");
         if let Some(admin_addr) = admin_addr {
             tracing::info!(%admin_addr, "admin API listening");
         }
+        // Dropping the sender (this future cancelled) stops the workers too.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut finished = Vec::new();
+        for (i, l) in more.into_iter().enumerate() {
+            let (state, tls, mut stopped) = (state.clone(), tls.clone(), stopped.clone());
+            let (done, finish) = tokio::sync::oneshot::channel::<()>();
+            let worker = i + 1;
+            let spawned = std::thread::Builder::new()
+                .name(format!("otpgate-worker-{worker}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(rt) => rt.block_on(async move {
+                            let stop = async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            };
+                            match TcpListener::from_std(l) {
+                                Ok(l) => {
+                                    let w = Worker { state, tls, index: worker };
+                                    w.accept(l, None, stop).await;
+                                }
+                                Err(e) => tracing::error!(worker, error = %e, "worker cannot use its listener"),
+                            }
+                        }),
+                        Err(e) => tracing::error!(worker, error = %e, "worker runtime did not start"),
+                    }
+                    let _ = done.send(());
+                });
+            match spawned {
+                Ok(_) => finished.push(finish),
+                // Its listener is closed with the closure: the kernel sends
+                // its share of connections to the others.
+                Err(e) => tracing::error!(worker, error = %e, "worker thread did not start"),
+            }
+        }
+        let w = Worker {
+            state: state.clone(),
+            tls,
+            index: 0,
+        };
+        w.accept(listener, admin, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        for f in finished {
+            let _ = f.await;
+        }
+        state.audit.drain(AUDIT_DRAIN).await;
+    }
+}
+
+/// A public listener bound with `SO_REUSEPORT` when several workers share
+/// its address (Linux spreads new connections over them).
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// One worker: accepts on its listener and serves on its own runtime.
+struct Worker {
+    state: Arc<State>,
+    tls: Option<Arc<TlsAcceptor>>,
+    index: usize,
+}
+
+impl Worker {
+    /// Accepts until `stop`, then drains its connections for at most
+    /// `shutdown_grace`.
+    async fn accept(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        stop: impl Future<Output = ()>,
+    ) {
+        let state = &self.state;
+        let builder = Arc::new(builder(state));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let watcher = graceful.watcher();
-                        let (state, builder, tls) = (state.clone(), builder.clone(), tls.clone());
+                        let (state, builder, tls) = (state.clone(), builder.clone(), self.tls.clone());
+                        let worker = self.index;
                         tokio::spawn(async move {
-                            serve_connection(state, builder, tls, stream, peer, watcher).await;
+                            serve_connection(state, builder, tls, stream, peer, worker, watcher).await;
                         });
                     }
                     Err(e) => {
@@ -180,19 +271,37 @@ impl Gateway {
                         serve_admin(state, stream, peer, watcher).await;
                     });
                 }
-                () = &mut shutdown => break,
+                () = &mut stop => break,
             }
         }
         drop(listener);
         drop(admin);
         let grace = state.settings.server.shutdown_grace;
-        tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+        if self.index == 0 {
+            tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
         }
-        state.audit.drain(AUDIT_DRAIN).await;
+        tokio::select! {
+            () = graceful.shutdown() => tracing::debug!(worker = self.index, "all connections closed"),
+            () = tokio::time::sleep(grace) => tracing::warn!(worker = self.index, "grace period over; closing remaining connections"),
+        }
     }
+}
+
+/// The HTTP/1.1 + HTTP/2 connection builder with the head limits and the
+/// header-read timeout.
+fn builder(state: &State) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.settings.server.header_read_timeout)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD as u32);
+    builder
 }
 
 async fn serve_connection(
@@ -201,6 +310,7 @@ async fn serve_connection(
     tls: Option<Arc<TlsAcceptor>>,
     stream: TcpStream,
     peer: SocketAddr,
+    worker: usize,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
@@ -219,6 +329,7 @@ async fn serve_connection(
     let conn = Conn {
         peer,
         tls: tls.is_some(),
+        worker,
     };
     let service = service_fn(move |req| {
         let state = state.clone();

@@ -62,7 +62,10 @@ pub struct State {
     pub settings: Settings,
     pub keys: Keys,
     pub apps: Vec<App>,
-    pub client: UpstreamClient,
+    /// One upstream pool per worker: a pooled connection is driven by the
+    /// runtime that opened it, so sharing one across workers would bounce
+    /// every request between threads.
+    clients: Vec<UpstreamClient>,
     pub otp: OtpStore,
     pub limiter: SendLimiter,
     pub abuse: AbuseGuard,
@@ -120,7 +123,9 @@ impl State {
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
             webhook_token,
             pumping: PumpingGuard::new(settings.pumping.clone()),
-            client: proxy::client(settings.server.connect_timeout),
+            clients: (0..settings.server.workers)
+                .map(|_| proxy::client(settings.server.connect_timeout))
+                .collect(),
             keys,
             apps,
             settings,
@@ -135,6 +140,11 @@ impl State {
         self.keys
             .pending
             .of(&[&(app as u64).to_be_bytes(), user.as_bytes()])
+    }
+
+    /// The upstream pool of `worker`.
+    pub fn client(&self, worker: usize) -> &UpstreamClient {
+        &self.clients[worker % self.clients.len()]
     }
 
     /// Identifies a client address for the per-address limits.

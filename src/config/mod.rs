@@ -158,6 +158,9 @@ pub struct ServerSettings {
     /// Where providers reach the gateway's webhooks, without a trailing
     /// slash; without it no delivery status is asked for.
     pub public_url: Option<String>,
+    /// Worker threads, each with its own runtime, listener (`SO_REUSEPORT`)
+    /// and upstream pool.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -69,6 +69,7 @@ pub struct RawServer {
     pub header_read_timeout: Option<S<String>>,
     pub shutdown_grace: Option<S<String>>,
     pub public_url: Option<S<String>>,
+    pub workers: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -392,6 +392,10 @@ impl Ctx<'_> {
                     }
                 })
                 .transpose()?,
+            workers: {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                self.int(&s.workers, "server.workers", cores.min(256) as u32, 1..=256)? as usize
+            },
         })
     }
 
