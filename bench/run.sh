@@ -19,6 +19,7 @@
 #   BENCH_THREADS      wrk -t                         (default 1)
 #   BENCH_WARMUP       seconds of warm-up per target  (default 2, 0 = none)
 #   BENCH_SKIP_BUILD   1 = use the existing target/release/otpgate
+#   BENCH_PROFILE      1 = also profile otpgate with perf and print the top symbols
 #
 # Needs nginx, wrk and curl; installs the missing ones with apt-get.
 # Exits non-zero, saying which step failed, if anything does not work.
@@ -253,7 +254,7 @@ GATE=http://127.0.0.1:$GATE_PORT
 wait_http "$GATE/.otpgate/health" "otpgate" "$GATE_PID" "$TMP/gate/otpgate.log"
 
 say "starting the bare hyper proxy (the floor for any hyper-based proxy) on 127.0.0.1:$BARE_PORT"
-"$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" >"$TMP/bare.log" 2>&1 &
+"$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" per-core >"$TMP/bare.log" 2>&1 &
 BARE_PID=$!
 PIDS+=("$BARE_PID")
 wait_http "http://127.0.0.1:$BARE_PORT/" "the bare hyper proxy" "$BARE_PID" "$TMP/bare.log"
@@ -383,6 +384,21 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 PEAK_RSS=$(rss_kb "$GATE_PID" VmHWM)
+if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+    # Where otpgate's time goes, with a valid cookie and without: flat
+    # profiles by symbol (perf samples at 999 Hz while wrk runs); what grows
+    # from the second to the first is the second-factor path.
+    command -v perf >/dev/null 2>&1 || die "BENCH_PROFILE=1 needs perf (apt-get install linux-perf)"
+    for name in otpgate_cookie otpgate_anon; do
+        say "profiling ${LABEL[$name]} for ${DURATION}s (perf)"
+        perf record -q -F 999 -o "$TMP/perf-$name.data" -p "$GATE_PID" -- sleep "$DURATION" >/dev/null 2>&1 &
+        PERF_PID=$!
+        run_wrk "$name" "$DURATION" "$TMP/wrk-profile-$name.txt"
+        wait "$PERF_PID" || die "perf record failed"
+        perf report -i "$TMP/perf-$name.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null \
+            | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' | head -45 >"$TMP/profile-$name.txt"
+    done
+fi
 MAX_RSS_SEEN=$(sort -n "$TMP/rss-samples" 2>/dev/null | tail -1)
 END_RSS=$(rss_kb "$GATE_PID" VmRSS)
 
@@ -450,3 +466,9 @@ for name in "${NAMES[@]}"; do
     done
 done
 ((failed == 0)) || die "some runs had errors (see above); their numbers are not comparable"
+for name in otpgate_cookie otpgate_anon; do
+    [[ -s $TMP/profile-$name.txt ]] || continue
+    echo
+    echo "Where otpgate's CPU time goes, ${LABEL[$name]} (perf, flat, by symbol):"
+    cat "$TMP/profile-$name.txt"
+done
