@@ -93,6 +93,8 @@ pub struct Applied {
     pub status: Status,
     /// The update changed nothing (a repeat or an older status).
     pub stale: bool,
+    /// It is about the code's latest message (not one a resend followed).
+    pub latest: bool,
 }
 
 /// Where the latest message stands, for the page.
@@ -229,10 +231,10 @@ impl Deliveries {
         let track = self.tracks.get(&pending)?;
         let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
         let number_id = t.number_id;
-        let msg = t
-            .messages
-            .iter_mut()
-            .find(|m| m.provider == provider && m.id.as_deref() == Some(u.message_id.as_str()))?;
+        let last = t.messages.len().saturating_sub(1);
+        let (index, msg) = t.messages.iter_mut().enumerate().find(|(_, m)| {
+            m.provider == provider && m.id.as_deref() == Some(u.message_id.as_str())
+        })?;
         let stale = u.status.rank() <= msg.status.rank();
         if !stale {
             msg.status = u.status;
@@ -243,6 +245,7 @@ impl Deliveries {
             channel: msg.channel,
             status: msg.status,
             stale,
+            latest: index == last,
         })
     }
 

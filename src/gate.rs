@@ -35,7 +35,12 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     match gate(&state, conn, req).await {
         Ok(res) => res,
         Err(err) => {
-            let path = uri.path();
+            // A webhook path carries its secret token: log only the prefix.
+            let path = if uri.path().starts_with(webhook::PREFIX) {
+                webhook::PREFIX
+            } else {
+                uri.path()
+            };
             if err.status().is_server_error() {
                 tracing::warn!(%method, path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
             } else {

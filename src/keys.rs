@@ -207,6 +207,17 @@ impl Keys {
         }
     }
 
+    /// The secret last segment of `provider`'s webhook URL. One per provider:
+    /// a provider (or anyone who sees its callback URLs) cannot post as
+    /// another.
+    pub fn webhook_token(&self, provider: &str) -> String {
+        use base64::Engine;
+        let mac = self
+            .webhook
+            .of(&[b"webhook url token", provider.as_bytes()]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
+    }
+
     /// The admin API's bearer token. Only who can read the secret file (the
     /// service user) can compute it, so the admin CLI needs no password of
     /// its own and a local user without that file gets nowhere.

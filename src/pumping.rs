@@ -144,6 +144,9 @@ pub struct QuarantineView {
     pub enforced: bool,
 }
 
+/// How long a number that entered a right code passes the guard.
+const PROVEN_FOR: Duration = Duration::from_secs(7 * 86_400);
+
 pub struct PumpingGuard {
     cfg: PumpingSettings,
     tallies: Cache<String, Arc<Mutex<Tally>>>,
@@ -151,6 +154,11 @@ pub struct PumpingGuard {
     epoch: Instant,
     /// Where `pumping.quarantine` records go, once the gateway opened it.
     audit: OnceLock<Audit>,
+    /// Numbers (keyed hashes) that entered a right code lately: pumped
+    /// numbers never do, so these always pass. Without this, a few stolen
+    /// passwords, each good for unverified sends to its owner's real phone,
+    /// could get the company's home country quarantined for everyone.
+    proven: Cache<[u8; 32], ()>,
 }
 
 /// The prefix of a number: E.164 without its last four digits, so that one
@@ -174,6 +182,10 @@ impl PumpingGuard {
             cfg,
             epoch: Instant::now(),
             audit: OnceLock::new(),
+            proven: Cache::builder()
+                .max_capacity(MAX_TRACKED)
+                .time_to_live(PROVEN_FOR)
+                .build(),
         }
     }
 
@@ -184,7 +196,10 @@ impl PumpingGuard {
 
     /// Whether a code may be sent to `number`; in monitor mode always yes,
     /// with a log line for what would have been refused.
-    pub fn check(&self, number: &Number) -> Result<(), Limited> {
+    pub fn check(&self, number: &Number, number_id: &[u8; 32]) -> Result<(), Limited> {
+        if self.proven.contains_key(number_id) {
+            return Ok(());
+        }
         self.check_at(number, Instant::now())
     }
 
@@ -194,7 +209,10 @@ impl PumpingGuard {
     }
 
     /// Counts a code to `number` that was entered correctly.
-    pub fn record_verified(&self, number: &Number) {
+    pub fn record_verified(&self, number: &Number, number_id: &[u8; 32]) {
+        if self.cfg.mode != PumpingMode::Off {
+            self.proven.insert(*number_id, ());
+        }
         self.record_at(number, Instant::now(), 0, 1);
     }
 
@@ -236,7 +254,9 @@ impl PumpingGuard {
             if let Some(q) = self.quarantines.get(key) {
                 let wait = q.until.saturating_duration_since(now);
                 if !wait.is_zero() {
-                    tracing::info!(event = "pumping.refused", scope = ?scope, key, mode = ?self.cfg.mode, why = %q.why, "send to a quarantined destination");
+                    // Not the key: a prefix beside this user's masked number elsewhere
+                    // would make the whole number; the quarantine line names it once.
+                    tracing::info!(event = "pumping.refused", scope = ?scope, mode = ?self.cfg.mode, why = %q.why, "send to a quarantined destination");
                     return self.refuse(wait);
                 }
             }
@@ -406,15 +426,40 @@ mod tests {
         let g = guard(PumpingMode::Enforce, 3, 1000);
         for i in 0..3 {
             let to = n(&format!("+234803123456{i}"));
-            assert!(g.check(&to).is_ok(), "no judgement below min_sends");
+            assert!(
+                g.check(&to, &[0; 32]).is_ok(),
+                "no judgement below min_sends"
+            );
             g.record_send(&to);
         }
-        let refused = g.check(&n("+2348031234569")).unwrap_err();
+        let refused = g.check(&n("+2348031234569"), &[0; 32]).unwrap_err();
         assert_eq!(refused.window, Window::Pumping);
         assert_eq!(refused.wait, Duration::from_secs(3600));
         let keys: Vec<String> = g.quarantines().into_iter().map(|q| q.key).collect();
         assert_eq!(keys, ["+234803123"], "judged prefix first, one refusal");
-        assert!(g.check(&n("+31612345678")).is_ok(), "another country");
+        assert!(
+            g.check(&n("+31612345678"), &[0; 32]).is_ok(),
+            "another country"
+        );
+    }
+
+    #[test]
+    fn a_number_that_entered_a_right_code_passes_even_a_quarantine() {
+        let g = guard(PumpingMode::Enforce, 3, 1000);
+        let owner = n("+2348031234569");
+        g.record_send(&owner);
+        g.record_verified(&owner, &[9; 32]);
+        for i in 0..6 {
+            g.record_send(&n(&format!("+234803123456{i}")));
+        }
+        assert!(
+            g.check(&n("+2348031234568"), &[0; 32]).is_err(),
+            "the range is quarantined"
+        );
+        assert!(
+            g.check(&owner, &[9; 32]).is_ok(),
+            "its proven number is not"
+        );
     }
 
     #[test]
@@ -423,10 +468,10 @@ mod tests {
         for i in 0..3 {
             g.record_send(&n(&format!("+234803123456{i}")));
         }
-        assert!(g.check(&n("+2348031234569")).is_err());
+        assert!(g.check(&n("+2348031234569"), &[0; 32]).is_err());
         assert!(g.lift("+234803123"));
         assert!(
-            g.check(&n("+2348091234567")).is_ok(),
+            g.check(&n("+2348091234567"), &[0; 32]).is_ok(),
             "NG is not judged on them"
         );
     }
@@ -436,9 +481,9 @@ mod tests {
         let g = guard(PumpingMode::Enforce, 3, 1000);
         let to = n("+2348031234567");
         for _ in 0..10 {
-            assert!(g.check(&to).is_ok());
+            assert!(g.check(&to, &[0; 32]).is_ok());
             g.record_send(&to);
-            g.record_verified(&to);
+            g.record_verified(&to, &[7; 32]);
         }
         assert!(g.quarantines().is_empty());
     }
@@ -459,12 +504,12 @@ mod tests {
         let g = guard(PumpingMode::Enforce, 1000, 2);
         let to = n("+2348031234567");
         for _ in 0..2 {
-            g.check(&to).unwrap();
+            g.check(&to, &[0; 32]).unwrap();
             g.record_send(&to);
         }
-        let refused = g.check(&n("+2348091234567")).unwrap_err();
+        let refused = g.check(&n("+2348091234567"), &[0; 32]).unwrap_err();
         assert!(refused.wait > Duration::from_secs(3400) && refused.wait <= HOUR);
-        assert!(g.check(&n("+31612345678")).is_ok());
+        assert!(g.check(&n("+31612345678"), &[0; 32]).is_ok());
     }
 
     #[test]
@@ -472,7 +517,7 @@ mod tests {
         let g = guard(PumpingMode::Monitor, 2, 1);
         let to = n("+2348031234567");
         for _ in 0..5 {
-            assert!(g.check(&to).is_ok());
+            assert!(g.check(&to, &[0; 32]).is_ok());
             g.record_send(&to);
         }
         let q = g.quarantines();
@@ -485,9 +530,9 @@ mod tests {
         let g = guard(PumpingMode::Enforce, 1, 1000);
         let to = n("+2348031234567");
         g.record_send(&to);
-        assert!(g.check(&to).is_err());
+        assert!(g.check(&to, &[0; 32]).is_err());
         assert!(g.lift("+234803123"));
         assert!(!g.lift("+234803123"), "nothing left to lift");
-        assert!(g.check(&to).is_ok());
+        assert!(g.check(&to, &[0; 32]).is_ok());
     }
 }

@@ -412,7 +412,11 @@ async fn resend(
         );
         return Ok(res);
     }
-    if let Some(c) = fallback {
+    // Nothing went out: the fallback may be asked for again. An uncertain
+    // send keeps it taken (the message may still arrive).
+    if let Some(c) = fallback
+        && !matches!(outcome, Outcome::Uncertain(_))
+    {
         state.deliveries.restore_fallback(&user.pending, c);
     }
     Ok(after_send(&page, outcome, view))
@@ -462,7 +466,7 @@ async fn check_code(
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
-            state.pumping.record_verified(&number);
+            state.pumping.record_verified(&number, &page.number_id);
             event("otp.verified");
             audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;

@@ -100,7 +100,7 @@ pub async fn code(
     let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
     let cooldown = !matches!(pick, Pick::Fallback(_));
     let reservation = match by_address
-        .and_then(|()| state.pumping.check(number))
+        .and_then(|()| state.pumping.check(number, &number_id))
         .and_then(|()| state.limiter.reserve_with(&number_id, cooldown))
     {
         Ok(r) => r,
@@ -194,8 +194,10 @@ pub async fn code(
                     state
                         .deliveries
                         .started(pending, number_id, record, fallback);
+                    // The pumping guard weighs codes against verified codes:
+                    // a resend or a fallback of the same code is not another.
+                    state.pumping.record_send(number);
                 }
-                state.pumping.record_send(number);
                 return Outcome::Sent(code, channel);
             }
             Err(failed) => {
@@ -218,12 +220,25 @@ pub async fn code(
         if kind == Kind::Replacement {
             state.otp.install(pending, &code);
         }
+        if kind != Kind::Again {
+            // The old code's messages no longer speak for the live code.
+            let record = Message {
+                provider,
+                id: None,
+                channel,
+                status: Status::Queued,
+                reported: false,
+                at: Instant::now(),
+                error_code: None,
+            };
+            state.deliveries.started(pending, number_id, record, None);
+            // A new code that may have gone out counts for the pumping guard.
+            state.pumping.record_send(number);
+        }
         tracing::warn!(
             event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
             "the provider did not answer in time; the code may still arrive"
         );
-        // Maybe sent: it counts for the pumping guard.
-        state.pumping.record_send(number);
         return Outcome::Uncertain(code);
     }
     // Nothing was sent. A first code is dropped, so the next visit sends

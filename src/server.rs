@@ -69,6 +69,12 @@ impl Gateway {
         let addr = settings.server.listen;
         let workers = settings.server.workers;
         let bind_err = |addr, source| StartError::Bind { addr, source };
+        // SO_REUSEPORT would let a second otpgate join this one's port
+        // silently (each with its own codes and limits): a plain bind first
+        // fails if anything listens there.
+        if workers > 1 && addr.port() != 0 {
+            drop(std::net::TcpListener::bind(addr).map_err(|e| bind_err(addr, e))?);
+        }
         let listener = listen(addr, workers > 1).map_err(|e| bind_err(addr, e))?;
         let bound = listener.local_addr().map_err(|e| bind_err(addr, e))?;
         let more = (1..workers)
@@ -171,7 +177,8 @@ impl Gateway {
                         .enable_all()
                         .build();
                     match runtime {
-                        Ok(rt) => rt.block_on(async move {
+                        Ok(rt) => {
+                            rt.block_on(async move {
                             let stop = async move {
                                 let _ = stopped.wait_for(|s| *s).await;
                             };
@@ -182,7 +189,10 @@ impl Gateway {
                                 }
                                 Err(e) => tracing::error!(worker, error = %e, "worker cannot use its listener"),
                             }
-                        }),
+                            });
+                            // Blocking tasks (a DNS lookup) must not hold shutdown past the grace period.
+                            rt.shutdown_timeout(Duration::from_millis(100));
+                        }
                         Err(e) => tracing::error!(worker, error = %e, "worker runtime did not start"),
                     }
                     let _ = done.send(());

@@ -71,8 +71,6 @@ pub struct State {
     pub abuse: AbuseGuard,
     pub providers: Providers,
     pub deliveries: Deliveries,
-    /// The secret part of the webhook URLs.
-    pub webhook_token: String,
     pub pumping: PumpingGuard,
     pub text: &'static Text,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
@@ -101,18 +99,15 @@ impl State {
             })
             .collect();
         let o = &settings.otp;
-        let webhook_token = {
-            use base64::Engine;
-            let mac = keys.webhook.of(&[b"webhook url token"]);
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
-        };
         let callback = settings
             .server
             .public_url
             .as_ref()
             .map(|public_url| Callback {
                 public_url: public_url.clone(),
-                token: webhook_token.clone(),
+                tokens: ["didfarm", "twilio"]
+                    .map(|p| (p, keys.webhook_token(p)))
+                    .into(),
             });
         let s = &settings.sms;
         Ok(Self {
@@ -121,7 +116,6 @@ impl State {
             abuse: AbuseGuard::new(&settings.limits),
             providers: Providers::new(s, callback.as_ref())?,
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
-            webhook_token,
             pumping: PumpingGuard::new(settings.pumping.clone()),
             clients: (0..settings.server.workers)
                 .map(|_| proxy::client(settings.server.connect_timeout))

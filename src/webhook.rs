@@ -15,14 +15,12 @@ use crate::audit::Record;
 use crate::body::{Body, empty};
 use crate::delivery::{Status, StatusUpdate};
 use crate::error::GateError;
-use crate::sms;
+use crate::sms::{self, loggable, printable};
 use crate::state::State;
 
 pub const PREFIX: &str = "/.otpgate/webhook/";
 /// Status reports are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
-/// Longest provider error text kept in the log.
-const ERROR_TEXT_MAX: usize = 200;
 
 pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
     let public_url = state
@@ -33,15 +31,16 @@ pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Bod
         .ok_or(GateError::NotFound)?;
     let rest = &req.uri().path()[PREFIX.len()..];
     let (provider, token) = rest.split_once('/').ok_or(GateError::NotFound)?;
-    // A wrong token looks like no endpoint at all.
-    if !bool::from(token.as_bytes().ct_eq(state.webhook_token.as_bytes())) {
-        return Err(GateError::NotFound);
-    }
     let provider: &'static str = match provider {
         "didfarm" if state.providers.has("didfarm") => "didfarm",
         "twilio" if state.providers.has("twilio") => "twilio",
         _ => return Err(GateError::NotFound),
     };
+    // A wrong token looks like no endpoint at all.
+    let expected = state.keys.webhook_token(provider);
+    if !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err(GateError::NotFound);
+    }
     if req.method() != Method::POST {
         return Err(GateError::MethodNotAllowed);
     }
@@ -101,10 +100,12 @@ fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
     if applied.stale {
         return;
     }
-    if applied.status == Status::Failed {
+    // Only the latest message's failure: a late report about an earlier one
+    // must not end the cooldown a newer message started.
+    if applied.status == Status::Failed && applied.latest {
         state.limiter.lift_cooldown(&applied.number_id);
     }
-    let error_message = printable(u.error_message.as_deref().unwrap_or(""));
+    let error_message = loggable(u.error_message.as_deref().unwrap_or(""));
     let message_id = printable(&u.message_id);
     let event = match applied.status {
         Status::Queued => "delivery.queued",
@@ -128,13 +129,4 @@ fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
     } else {
         tracing::info!(event, provider, channel, %message_id, "delivery status");
     }
-}
-
-/// Provider text for a log line: no control characters (no forged lines),
-/// bounded length.
-fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(ERROR_TEXT_MAX)
-        .collect()
 }

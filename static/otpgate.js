@@ -51,7 +51,9 @@
             askedFallback = true;
             var body = new URLSearchParams(new FormData(resendForm));
             body.set("fallback", "1");
-            fetch(resendForm.action, { method: "POST", body: body, credentials: "same-origin" })
+            // "manual": the answer is a redirect to the code page; following it
+            // would load (and, if the code died meanwhile, send) for nothing.
+            fetch(resendForm.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual" })
               .catch(function () { /* the next poll shows what happened */ });
           }
           var open = s.progress === "waiting" || s.progress === "fallback" ||

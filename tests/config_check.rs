@@ -553,3 +553,17 @@ fn the_pumping_keys_of_the_issue_are_read_as_written() {
     assert_eq!(p.country_cap("NG"), 10);
     assert_eq!(p.country_cap("NL"), 50);
 }
+
+#[test]
+fn two_apps_with_one_name_are_reported() {
+    let app = apps_table().replace("[[apps]]", "[[apps]]\nhost = \"b.example.com\"");
+    let text = format!("{GOOD}\n{app}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = check_config(&write(dir.path(), "otpgate.toml", &text));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("apps.name") && out.stderr.contains("already called"),
+        "{}",
+        out.stderr
+    );
+}

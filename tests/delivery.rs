@@ -547,3 +547,37 @@ async fn delivery_reports_are_kept_in_the_audit_log_without_the_number() {
     assert_eq!(record["channel"], "sms");
     assert!(!text.contains("+31612345678") && !text.contains("31612345678"));
 }
+
+#[tokio::test]
+async fn the_webhook_token_never_reaches_the_log_and_each_provider_has_its_own() {
+    let logs = capture_logs();
+    let twilio = FakeTwilio::start().await;
+    let env = twilio_env(&twilio, r#"["didfarm", "twilio"]"#).await;
+    env.sms.set_mode(ProviderMode::Fail(503));
+    let (client, _) = env.logged_in("alice");
+    open_code_page(&env, &client).await;
+    let callback = twilio.last().field("StatusCallback").unwrap().to_string();
+    let token = callback.rsplit('/').next().unwrap().to_string();
+    // A refused request at the right URL (wrong method) is logged without it.
+    let res = plain_client()
+        .get(env.url(&callback[PUBLIC.len()..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    let didfarm_path = callback[PUBLIC.len()..].replace("/twilio/", "/didfarm/");
+    let event =
+        r#"{"event":"message.status_update","data":{"message_id":"msg_1","status":"failed"}}"#;
+    let res = plain_client()
+        .post(env.url(&didfarm_path))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "Twilio's token does not open DIDfarm's endpoint"
+    );
+    assert!(!logs.text().contains(&token), "the token was logged");
+}

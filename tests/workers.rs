@@ -57,3 +57,21 @@ async fn shutdown_stops_every_worker_and_frees_the_address() {
     let again = std::net::TcpListener::bind(addr);
     assert!(again.is_ok(), "no worker still holds {addr}: {again:?}");
 }
+
+#[tokio::test]
+async fn a_second_gateway_cannot_join_a_running_ones_port() {
+    let env = Env::with_config(|text| with_server_keys(&text, "workers = 2")).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first `listen` is the public one ([admin] has its own).
+    let text = config_text(&env.app.url(), &env.sms.url(), dir.path(), "").replacen(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{}\"\nworkers = 2", env.addr),
+        1,
+    );
+    let settings = otpgate::config::parse(&text, "second.toml", dir.path()).unwrap();
+    let second = otpgate::Gateway::bind(settings).await;
+    assert!(
+        second.is_err(),
+        "a second process would split the connections and the codes"
+    );
+}

@@ -642,6 +642,17 @@ impl Ctx<'_> {
                     "another [[apps]] table already serves this host; each host goes to one app",
                 ));
             }
+            // Logs, the audit log and `otpgate admin unlock APP USER` name apps.
+            if apps[..i].iter().any(|other| other.name == app.name) {
+                return Err(self.at(
+                    &raw[i].get_ref().name,
+                    "apps.name",
+                    format!(
+                        "another [[apps]] table is already called {:?}; give each app its own name",
+                        app.name
+                    ),
+                ));
+            }
         }
         Ok(())
     }

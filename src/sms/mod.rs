@@ -129,16 +129,17 @@ pub struct Providers {
 #[derive(Clone)]
 pub struct Callback {
     pub public_url: String,
-    pub token: String,
+    /// Each provider's token ([`crate::keys::Keys::webhook_token`]).
+    pub tokens: std::collections::HashMap<&'static str, String>,
 }
 
 impl Callback {
     pub fn url(&self, provider: &str) -> String {
+        let token = self.tokens.get(provider).map_or("", String::as_str);
         format!(
-            "{}{}{provider}/{}",
+            "{}{}{provider}/{token}",
             self.public_url,
             crate::webhook::PREFIX,
-            self.token
         )
     }
 }
@@ -337,12 +338,43 @@ fn detail(bytes: &[u8], msg: &Outgoing) -> String {
     {
         return String::new();
     }
-    let reason: String = reason
-        .chars()
+    format!(": {}", loggable(&reason))
+}
+
+/// Provider identifiers (message ids, error codes) fit for a log line: no
+/// control characters (no forged lines), bounded length.
+pub fn printable(text: &str) -> String {
+    text.chars()
         .filter(|c| !c.is_control())
         .take(DETAIL_MAX)
-        .collect();
-    format!(": {reason}")
+        .collect()
+}
+
+/// Provider text made fit for a log line: no control characters (no forged
+/// lines), bounded length, and every run of six or more digits replaced by
+/// "…" — providers quote the destination number in their errors ("The 'To'
+/// number +1555… is not a valid phone number").
+pub fn loggable(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |out: &mut String, digits: &mut String| {
+        if digits.len() >= 6 {
+            out.push('…');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars().filter(|c| !c.is_control()).take(DETAIL_MAX) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut out, &mut digits);
+            out.push(c);
+        }
+    }
+    flush(&mut out, &mut digits);
+    out
 }
 
 /// Reads a provider's HTTP answer: the body of a 2xx, or the refusal.
@@ -430,6 +462,22 @@ mod tests {
         );
         assert_eq!(detail(b"not json", &msg), "");
         assert_eq!(detail(br#"{"message":"duplicate 123456"}"#, &msg), "");
+        assert_eq!(
+            detail(
+                br#"{"message":"The 'To' number +4915199999999 is not a valid phone number."}"#,
+                &msg
+            ),
+            ": The 'To' number +… is not a valid phone number."
+        );
+    }
+
+    #[test]
+    fn loggable_text_has_no_control_characters_and_no_long_numbers() {
+        assert_eq!(
+            loggable("error 30003\nforged line"),
+            "error 30003forged line"
+        );
+        assert_eq!(loggable("to 4915112345678, code 12"), "to …, code 12");
     }
 
     #[test]
