@@ -271,7 +271,8 @@ async fn status(
     let number_id = user
         .phone
         .as_deref()
-        .map(|n| state.keys.phone.of(&[n.as_bytes()]));
+        .and_then(|n| Number::parse(n).ok())
+        .map(|n| state.number_id(&n));
     let resend_in = number_id.map_or(0, |id| {
         crate::text::ceil_secs(state.limiter.cooldown_left(&id))
     });
@@ -532,7 +533,7 @@ fn page_ctx<'a>(
         csrf: csrf_token(state, app, &user.session),
         rd,
         masked: number.masked(),
-        number_id: state.keys.phone.of(&[number.as_str().as_bytes()]),
+        number_id: state.number_id(number),
         key: user.pending,
         channels: sms::channels_for(&state.settings.sms, number),
     }

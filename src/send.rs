@@ -86,7 +86,7 @@ pub async fn code(
     } = *to;
     let masked = number.masked();
     let sms_cfg = &state.settings.sms;
-    let number_id = state.keys.phone.of(&[number.as_str().as_bytes()]);
+    let number_id = state.number_id(number);
     let who = Subject::new(&app.cfg.name, user, number, &number_id, view);
     let audit = |event: Event<'_>| state.audit.otp(&who, event);
     if !sms::country_allowed(sms_cfg, number) {

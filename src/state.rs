@@ -136,6 +136,12 @@ impl State {
             .of(&[&(app as u64).to_be_bytes(), user.as_bytes()])
     }
 
+    /// Identifies a phone number for the limits, the delivery records and the
+    /// audit log without keeping the number.
+    pub fn number_id(&self, number: &crate::phone::Number) -> [u8; 32] {
+        self.keys.phone.of(&[number.as_str().as_bytes()])
+    }
+
     /// The upstream pool of `worker`.
     pub fn client(&self, worker: usize) -> &UpstreamClient {
         &self.clients[worker % self.clients.len()]

@@ -292,3 +292,31 @@ async fn otpgate_admin_says_so_when_the_gateway_is_not_running() {
     assert!(stderr.contains("otpgate is not running"), "{stderr}");
     assert!(stderr.contains(&free.to_string()), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_admins_unlock_is_kept_in_the_audit_log() {
+    let env = Env::with(&format!("{LOCKING}\n{AUDIT}")).await;
+    lock_alice(&env).await;
+    let (status, _) = admin_post(
+        &env,
+        "/v1/locks/unlock",
+        json!({"app": "Test CRM", "user": "alice"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(env.audit_path()).unwrap_or_default();
+        if text.contains("otp.unlocked") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let record: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "otp.unlocked")
+        .expect("an otp.unlocked record");
+    assert_eq!(record["user"], "alice");
+    assert_eq!(record["outcome"], "lifted_by_admin");
+}

@@ -7,6 +7,8 @@
 
 pub mod client;
 
+use std::borrow::Cow;
+
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::abuse::LockView;
+use crate::audit::Record;
 use crate::body::{self, Body};
 use crate::pages;
 use crate::pumping::QuarantineView;
@@ -127,6 +130,13 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
                 user,
                 "account lock lifted by an admin"
             );
+            // Admin actions belong in the investigator's record too.
+            state.audit.emit(|| Record {
+                app: Some(app.clone()),
+                user: Some(user.clone()),
+                outcome: Some(Cow::Borrowed("lifted_by_admin")),
+                ..Record::new("otp.unlocked")
+            });
             Ok(serde_json::json!({ "unlocked": { "app": app, "user": user } }))
         }
         (QUARANTINES, &Method::GET) => Ok(to_json(&Quarantines {
@@ -137,6 +147,19 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
             if !state.pumping.lift(&key) {
                 return Err(AdminError::NotQuarantined(key));
             }
+            state.audit.emit(|| {
+                let (country, prefix) = if key.starts_with('+') {
+                    (None, Some(key.clone()))
+                } else {
+                    (Some(key.clone()), None)
+                };
+                Record {
+                    country,
+                    prefix,
+                    outcome: Some(Cow::Borrowed("lifted_by_admin")),
+                    ..Record::new("pumping.lifted")
+                }
+            });
             Ok(serde_json::json!({ "lifted": key }))
         }
         (LOCKS | UNLOCK | QUARANTINES | LIFT, _) => Err(AdminError::MethodNotAllowed),
