@@ -541,30 +541,16 @@ fn page_ctx<'a>(
 
 fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Response<Body> {
     let t = page.state.text;
+    let uncertain = matches!(outcome, Outcome::Uncertain(_));
     match outcome {
-        Outcome::Sent(code, _) => {
-            let mut res = page.render(StatusCode::OK, None, false);
+        Outcome::Sent(code, _) | Outcome::Uncertain(code) => {
+            let notice = uncertain.then(|| Notice::error(t.send_uncertain));
+            let mut res = page.render(StatusCode::OK, notice, false);
+            // The user's sealed copy, so a resend repeats this code.
+            let ttl = page.state.settings.otp.ttl;
             set_cookie(
                 &mut res,
-                &otp::seal(
-                    &page.state.keys,
-                    &code,
-                    page.state.settings.otp.ttl,
-                    view.https,
-                ),
-            );
-            res
-        }
-        Outcome::Uncertain(code) => {
-            let mut res = page.render(StatusCode::OK, Some(Notice::error(t.send_uncertain)), false);
-            set_cookie(
-                &mut res,
-                &otp::seal(
-                    &page.state.keys,
-                    &code,
-                    page.state.settings.otp.ttl,
-                    view.https,
-                ),
+                &otp::seal(&page.state.keys, &code, ttl, view.https),
             );
             res
         }

@@ -304,19 +304,7 @@ async fn an_admins_unlock_is_kept_in_the_audit_log() {
     )
     .await;
     assert_eq!(status, 200);
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(env.audit_path()).unwrap_or_default();
-        if text.contains("otp.unlocked") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let record: serde_json::Value = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["event"] == "otp.unlocked")
-        .expect("an otp.unlocked record");
+    let (record, _) = audit_record(&env, "otp.unlocked").await;
     assert_eq!(record["user"], "alice");
     assert_eq!(record["outcome"], "lifted_by_admin");
 }

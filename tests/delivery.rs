@@ -528,20 +528,7 @@ async fn delivery_reports_are_kept_in_the_audit_log_without_the_number() {
     let (client, _) = env.logged_in("alice");
     open_code_page(&env, &client).await;
     assert_eq!(env.sms.report(env.addr, 0, "failed").await, 204);
-    let path = env.audit_path();
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("delivery.failed") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let record: serde_json::Value = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["event"] == "delivery.failed")
-        .expect("a delivery.failed record");
+    let (record, text) = audit_record(&env, "delivery.failed").await;
     assert_eq!(record["error_code"], "30003");
     assert_eq!(record["message_id"], "msg_1");
     assert_eq!(record["channel"], "sms");

@@ -856,3 +856,24 @@ pub fn capture_logs() -> Captured {
     })
     .clone()
 }
+
+/// The first audit record of `event` in [`Env::audit_path`], once it is
+/// written (the writer is asynchronous; at most five seconds), and the
+/// whole file as it was then.
+pub async fn audit_record(env: &Env, event: &str) -> (serde_json::Value, String) {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(env.audit_path()).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["event"] == event);
+        if let Some(record) = found {
+            return (record, text);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no {event} record in {} within 5 s",
+        env.audit_path().display()
+    );
+}
