@@ -77,6 +77,27 @@ pub struct Message {
     pub error_code: Option<String>,
 }
 
+impl Message {
+    /// A message accepted just now.
+    pub fn new(
+        provider: &'static str,
+        id: Option<Arc<str>>,
+        channel: Channel,
+        status: Status,
+        reported: bool,
+    ) -> Self {
+        Self {
+            provider,
+            id,
+            channel,
+            status,
+            reported,
+            at: Instant::now(),
+            error_code: None,
+        }
+    }
+}
+
 struct Track {
     number_id: [u8; 32],
     messages: Vec<Message>,

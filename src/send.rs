@@ -4,7 +4,6 @@
 //! event log lines.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::audit::{Event, Subject};
 use crate::config::Channel;
@@ -171,19 +170,18 @@ pub async fn code(
                     provider: accepted.provider,
                     message_id: message_id.as_deref(),
                 });
-                let record = Message {
-                    provider: accepted.provider,
-                    id: message_id,
-                    channel,
-                    status: if accepted.receipt.delivered {
-                        Status::Delivered
-                    } else {
-                        Status::Queued
-                    },
-                    reported: accepted.reports_delivery,
-                    at: Instant::now(),
-                    error_code: None,
+                let status = if accepted.receipt.delivered {
+                    Status::Delivered
+                } else {
+                    Status::Queued
                 };
+                let record = Message::new(
+                    accepted.provider,
+                    message_id,
+                    channel,
+                    status,
+                    accepted.reports_delivery,
+                );
                 if kind == Kind::Again {
                     state.deliveries.added(pending, number_id, record);
                 } else {
@@ -222,15 +220,7 @@ pub async fn code(
         }
         if kind != Kind::Again {
             // The old code's messages no longer speak for the live code.
-            let record = Message {
-                provider,
-                id: None,
-                channel,
-                status: Status::Queued,
-                reported: false,
-                at: Instant::now(),
-                error_code: None,
-            };
+            let record = Message::new(provider, None, channel, Status::Queued, false);
             state.deliveries.started(pending, number_id, record, None);
             // A new code that may have gone out counts for the pumping guard.
             state.pumping.record_send(number);

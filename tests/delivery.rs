@@ -27,6 +27,14 @@ async fn env_with(sms: &str, tables: &str) -> Env {
     .await
 }
 
+/// DIDfarm with WhatsApp first and SMS after `fallback_after`.
+async fn whatsapp_first(fallback_after: &str) -> Env {
+    let sms = format!(
+        "providers = [\"didfarm\"]\nchannels = [\"whatsapp\", \"sms\"]\nfallback_after = \"{fallback_after}\""
+    );
+    env_with(&sms, "").await
+}
+
 async fn status(env: &Env, client: &reqwest::Client) -> serde_json::Value {
     let res = client
         .get(env.url("/.otpgate/status"))
@@ -149,13 +157,7 @@ channels = ["sms", "whatsapp"]"#,
 
 #[tokio::test]
 async fn a_failed_whatsapp_message_is_followed_once_by_an_sms_with_the_same_code() {
-    let env = env_with(
-        r#"providers = ["didfarm"]
-channels = ["whatsapp", "sms"]
-fallback_after = "5m""#,
-        "",
-    )
-    .await;
+    let env = whatsapp_first("5m").await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     let first = env.sms.last();
@@ -196,13 +198,7 @@ fallback_after = "5m""#,
 
 #[tokio::test]
 async fn without_a_delivered_report_the_sms_fallback_follows_after_fallback_after() {
-    let env = env_with(
-        r#"providers = ["didfarm"]
-channels = ["whatsapp", "sms"]
-fallback_after = "1s""#,
-        "",
-    )
-    .await;
+    let env = whatsapp_first("1s").await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     let code = env.sms.last().code();
@@ -221,13 +217,7 @@ fallback_after = "1s""#,
 
 #[tokio::test]
 async fn a_delivered_whatsapp_message_gets_no_fallback() {
-    let env = env_with(
-        r#"providers = ["didfarm"]
-channels = ["whatsapp", "sms"]
-fallback_after = "1s""#,
-        "",
-    )
-    .await;
+    let env = whatsapp_first("1s").await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     env.sms.report(env.addr, 0, "delivered").await;

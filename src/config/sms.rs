@@ -272,16 +272,21 @@ impl Ctx<'_> {
         Ok(n.to_string())
     }
 
-    /// An http(s) base URL, kept without a trailing slash.
+    /// An optional http(s) base URL: `default` when absent.
     pub(super) fn base_url(
         &self,
         v: &Option<S<String>>,
         key: &str,
         default: &str,
     ) -> Result<String> {
-        let Some(u) = v else {
-            return Ok(default.to_string());
-        };
+        match v {
+            None => Ok(default.to_string()),
+            Some(u) => self.http_url(u, key, default),
+        }
+    }
+
+    /// An http(s) URL without a query, kept without a trailing slash.
+    pub(super) fn http_url(&self, u: &S<String>, key: &str, example: &str) -> Result<String> {
         let text = u.get_ref().trim().trim_end_matches('/');
         let ok = text.parse::<Uri>().is_ok_and(|uri| {
             matches!(uri.scheme_str(), Some("http" | "https"))
@@ -292,7 +297,7 @@ impl Ctx<'_> {
             return Err(self.at(
                 u,
                 key,
-                format!("{text:?} is not an http(s) URL without a query; write e.g. {default:?}"),
+                format!("{text:?} is not an http(s) URL without a query; write e.g. {example:?}"),
             ));
         }
         Ok(text.to_string())
@@ -381,11 +386,7 @@ impl Ctx<'_> {
                 "missing; the URL the SMS API takes messages at",
             )
         })?;
-        let url = self.base_url(
-            &Some(url.clone()),
-            "sms.http.url",
-            "https://sms.example.com/send",
-        )?;
+        let url = self.http_url(url, "sms.http.url", "https://sms.example.com/send")?;
         let method = match &raw.method {
             None => http::Method::POST,
             Some(m) => match m.get_ref().to_ascii_uppercase().as_str() {

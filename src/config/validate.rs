@@ -385,7 +385,7 @@ impl Ctx<'_> {
                 .public_url
                 .as_ref()
                 .map(|u| {
-                    let url = self.base_url(&Some(u.clone()), "server.public_url", "https://gate.example.com")?;
+                    let url = self.http_url(u, "server.public_url", "https://gate.example.com")?;
                     match url.parse::<Uri>() {
                         Ok(uri) if uri.path().trim_end_matches('/').is_empty() => Ok(url),
                         _ => Err(self.at(u, "server.public_url", "must not have a path; write the scheme and host the provider reaches, e.g. \"https://gate.example.com\"")),

@@ -365,7 +365,7 @@ pub fn loggable(text: &str) -> String {
         }
         digits.clear();
     };
-    for c in text.chars().filter(|c| !c.is_control()).take(DETAIL_MAX) {
+    for c in printable(text).chars() {
         if c.is_ascii_digit() {
             digits.push(c);
         } else {
