@@ -46,9 +46,18 @@ pub fn issue(
     keys.seal_cookie(cookie)
 }
 
-/// The user the cookie was issued to, if it is authentic, unexpired, for
-/// this app and for this very session; `None` otherwise.
-pub fn check(keys: &Keys, value: &str, app: usize, session: &[u8; 32], now: u64) -> Option<String> {
+/// What a valid second-factor cookie proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The user the cookie was issued to.
+    pub user: String,
+    /// Seconds since the Unix epoch after which it proves nothing.
+    pub expires: u64,
+}
+
+/// What the cookie proves, if it is authentic, unexpired, for this app and
+/// for this very session; `None` otherwise.
+pub fn check(keys: &Keys, value: &str, app: usize, session: &[u8; 32], now: u64) -> Option<Proof> {
     let plain = keys.open_cookie(COOKIE_NAME, value)?;
     let mut fields = plain.splitn(6, '\t');
     if fields.next()? != VERSION {
@@ -61,7 +70,10 @@ pub fn check(keys: &Keys, value: &str, app: usize, session: &[u8; 32], now: u64)
     let user = fields.next()?;
     let expected = hex(&session[..SESSION_TAG_LEN]);
     let same_session: bool = tag.as_bytes().ct_eq(expected.as_bytes()).into();
-    (cookie_app == app && now < exp && same_session).then(|| user.to_string())
+    (cookie_app == app && now < exp && same_session).then(|| Proof {
+        user: user.to_string(),
+        expires: exp,
+    })
 }
 
 /// A cookie that makes the browser forget ours (RFC 6265 §3.1: an expiry in the past).
@@ -92,7 +104,9 @@ mod tests {
         assert!(c.secure().unwrap_or(false) && c.http_only().unwrap_or(false));
         let now = now_secs();
         assert_eq!(
-            check(&k, c.value(), 0, &session, now).as_deref(),
+            check(&k, c.value(), 0, &session, now)
+                .map(|p| p.user)
+                .as_deref(),
             Some("alice")
         );
         assert_eq!(check(&k, c.value(), 1, &session, now), None, "another app");

@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{Body, empty};
+use crate::credentials::{self, Credentials, Memo};
 use crate::error::GateError;
 use crate::headers::{self, ClientView};
 use crate::identity::{self, Identity};
@@ -19,12 +20,14 @@ use crate::state::{App, State};
 use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 
 /// What the gateway knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
     /// The worker that accepted it.
     pub worker: usize,
+    /// The connection's last `Cookie` field and what it proved.
+    pub memo: Arc<Memo>,
 }
 
 /// The gateway's service function: never fails; errors become pages.
@@ -32,7 +35,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let wants_html = is_navigation(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
-    match gate(&state, conn, req).await {
+    match gate(&state, &conn, req).await {
         Ok(res) => res,
         Err(err) => {
             // A webhook path carries its secret token: log only the prefix.
@@ -53,7 +56,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
 
 async fn gate(
     state: &State,
-    conn: Conn,
+    conn: &Conn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
     // A reverse proxy opens no tunnels (RFC 9110 §9.3.6).
@@ -97,7 +100,7 @@ async fn gate(
     if req.uri().path().starts_with(routes::PREFIX) {
         return routes::serve(state, app, &view, req).await;
     }
-    let creds = credentials(state, app, &req);
+    let creds = credentials::read(state, app, &req, Some(&conn.memo));
     if app.bypasses(req.uri().path()) {
         // The login form is usually a bypass path: watch it for logins.
         let watch = match (creds.session, &creds.user) {
@@ -149,36 +152,6 @@ async fn gate(
     match &*identity::lookup(state, app, &creds, &view).await? {
         Identity::Anonymous => pass(state, app, &view, req, &creds, None, Watch::Anonymous).await,
         Identity::User { .. } => Ok(second_factor_required(&req)),
-    }
-}
-
-/// What a request's cookies prove, read in one pass over them.
-pub struct Credentials {
-    /// The keyed hash of the app's session cookie, if there is one.
-    pub session: Option<[u8; 32]>,
-    /// The user whose second factor is proven for that very session.
-    pub user: Option<String>,
-    /// The only `Cookie` field the app (and its who-am-I path) is sent.
-    pub forward: Option<HeaderValue>,
-    /// Whether the request had any `Cookie` field (so it must be rewritten).
-    pub had_cookies: bool,
-}
-
-pub fn credentials<B>(state: &State, app: &App, req: &Request<B>) -> Credentials {
-    let read = cookies::read(req.headers(), &app.cfg.session_cookie);
-    let session = read.session.map(|v| {
-        let index = (app.index as u64).to_be_bytes();
-        state.keys.session.of(&[&index, v.as_bytes()])
-    });
-    let user = match (&session, read.factor) {
-        (Some(s), Some(v)) => factor::check(&state.keys, v, app.index, s, factor::now_secs()),
-        _ => None,
-    };
-    Credentials {
-        session,
-        user,
-        forward: read.forward,
-        had_cookies: read.present,
     }
 }
 

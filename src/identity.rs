@@ -12,8 +12,8 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Limited};
 
 use crate::body;
+use crate::credentials::Credentials;
 use crate::error::GateError;
-use crate::gate::Credentials;
 use crate::headers::{self, ClientView};
 use crate::state::{App, State};
 

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod cookies;
+pub mod credentials;
 pub mod delivery;
 pub mod demo;
 pub mod error;

@@ -9,8 +9,8 @@ use subtle::ConstantTimeEq;
 use crate::audit::{Event, Subject};
 use crate::body::{Body, empty, full};
 use crate::config::Channel;
+use crate::credentials;
 use crate::error::GateError;
-use crate::gate::credentials;
 use crate::headers::ClientView;
 use crate::identity::{self, Identity};
 use crate::limits::{self, Window};
@@ -96,7 +96,7 @@ async fn visitor<B>(
     view: &ClientView,
     req: &Request<B>,
 ) -> Result<Visitor, GateError> {
-    let creds = credentials(state, app, req);
+    let creds = credentials::read(state, app, req, None);
     let Some(session) = creds.session else {
         return Ok(Visitor::NotLoggedIn);
     };

@@ -340,9 +340,11 @@ async fn serve_connection(
         peer,
         tls: tls.is_some(),
         worker,
+        memo: Arc::default(),
     };
     let service = service_fn(move |req| {
         let state = state.clone();
+        let conn = conn.clone();
         async move { Ok::<_, std::convert::Infallible>(gate::handle(state, conn, req).await) }
     });
     let result = match tls {

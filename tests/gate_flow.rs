@@ -221,3 +221,40 @@ async fn connection_cannot_strip_the_host_the_app_sees() {
     let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(seen["headers"]["host"], serde_json::json!(["crm.example"]));
 }
+
+#[tokio::test]
+async fn every_request_on_a_kept_alive_connection_is_judged_by_its_own_cookies() {
+    let env = Env::start().await;
+    let alice = unlock_by_hand(&env, &plain_client(), &env.url(""), "alice").await;
+    let bob_session = env.app.login("bob", Some("+31612345679"));
+    let host = env.addr.to_string();
+    let mut conn = keep_alive(env.addr).await;
+    let mut get = async |cookie: &str| {
+        let headers = [("host", host.as_str()), ("cookie", cookie)];
+        let (status, _, body) = send_on(&mut conn, "GET", "/echo", &headers).await;
+        let user = serde_json::from_slice::<serde_json::Value>(&body)
+            .map(|seen| seen["headers"]["x-otpgate-user"].clone())
+            .unwrap_or_default();
+        (status.as_u16(), user)
+    };
+    let proven = (200, serde_json::json!(["alice"]));
+
+    assert_eq!(get(&alice.cookie_header()).await, proven);
+    assert_eq!(get(&alice.cookie_header()).await, proven, "the same again");
+    let mut tampered = alice.otpgate.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let forged = format!("sessionid={}; otpgate={tampered}", alice.session);
+    assert_eq!(
+        get(&forged).await.0,
+        401,
+        "a forged factor cookie proves nothing"
+    );
+    assert_eq!(get(&alice.cookie_header()).await, proven, "alice's again");
+    let borrowed = format!("sessionid={bob_session}; otpgate={}", alice.otpgate);
+    assert_eq!(
+        get(&borrowed).await.0,
+        401,
+        "alice's factor cookie does not unlock bob's session"
+    );
+}

@@ -710,16 +710,34 @@ pub async fn raw_request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, http::HeaderMap, Bytes) {
+    send_on(&mut keep_alive(addr).await, method, target, headers).await
+}
+
+/// An HTTP/1.1 connection kept open for several requests in a row.
+pub type KeepAlive = hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>;
+
+pub async fn keep_alive(addr: SocketAddr) -> KeepAlive {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
+    sender
+}
+
+/// One request sent exactly as given on `conn`; answers are read in full.
+pub async fn send_on(
+    conn: &mut KeepAlive,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    conn.ready().await.expect("the connection is still open");
     let mut req = Request::builder().method(method).uri(target);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = sender
+    let res = conn
         .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
         .await
         .unwrap();
