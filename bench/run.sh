@@ -13,8 +13,8 @@
 # requests/s, p50 and p99, the otpgate/nginx ratios and otpgate's RSS.
 #
 # Environment (all optional):
-#   BENCH_DURATION     seconds per wrk run            (default 10)
-#   BENCH_ROUNDS       rounds over all targets        (default 2, at least 2)
+#   BENCH_DURATION     seconds per wrk run            (default 8)
+#   BENCH_ROUNDS       rounds over all targets        (default 3, at least 2)
 #   BENCH_CONNECTIONS  wrk -c                         (default 64)
 #   BENCH_THREADS      wrk -t                         (default 1)
 #   BENCH_WARMUP       seconds of warm-up per target  (default 2, 0 = none)
@@ -26,8 +26,8 @@
 
 set -euo pipefail
 
-DURATION=${BENCH_DURATION:-10}
-ROUNDS=${BENCH_ROUNDS:-2}
+DURATION=${BENCH_DURATION:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
 WARMUP=${BENCH_WARMUP:-2}
@@ -415,6 +415,16 @@ agg() {
             if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
         }'
 }
+# Median over the rounds of name's ratio to nginx in the same round (runs a
+# few seconds apart): steadier on a shared machine than a ratio of medians.
+# paired name metric(RPS|P99)
+paired() {
+    local name=$1 metric=$2 r
+    local -n arr=$metric
+    for r in $(seq "$ROUNDS"); do
+        awk -v a="${arr[$name,$r]}" -v b="${arr[nginx,$r]}" 'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
+    done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "NOT met" }'; }
@@ -442,6 +452,13 @@ for kind in best median; do
         printf '  %-28s throughput %s x nginx (target >= 1.0: %s), p99 %s x nginx (target <= 1.2: %s), CPU per request %s x nginx\n' \
             "${LABEL[$name]}:" "$tr_" "$(verdict "$tr_" '>=' 1.0)" "$pr_" "$(verdict "$pr_" '<=' 1.2)" "$cr_"
     done
+done
+echo
+echo "Median of the per-round ratios (each target against nginx in the same round):"
+for name in bare otpgate_cookie otpgate_anon; do
+    tr_=$(paired "$name" RPS); pr_=$(paired "$name" P99)
+    printf '  %-28s throughput %s x nginx (target >= 1.0: %s), p99 %s x nginx (target <= 1.2: %s)\n' \
+        "${LABEL[$name]}:" "$tr_" "$(verdict "$tr_" '>=' 1.0)" "$pr_" "$(verdict "$pr_" '<=' 1.2)"
 done
 echo
 echo "* CPU-us/req: CPU time (user + system) of the serving process and its workers per request"
