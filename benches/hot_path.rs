@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use otpgate::headers::{self, ClientView};
+use otpgate::headers::{self, ClientView, Peer};
 use otpgate::keys::Keys;
 use otpgate::otp::{self, OtpStore};
 use otpgate::state::State;
@@ -246,13 +246,13 @@ fn app_matching(c: &mut Criterion) {
     });
     // What gate() does before matching: lower-case the Host and drop the port.
     let h = browser_headers("x");
-    let peer = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    let peer = Peer::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)));
     g.bench_function("ClientView::new + hostname + app_for", |b| {
         b.iter(|| {
             let view = ClientView::new(
                 black_box(&h),
                 None,
-                peer,
+                &peer,
                 false,
                 &state.settings.server.trusted_proxies,
             );
@@ -267,8 +267,8 @@ fn header_rewriting(c: &mut Criterion) {
     let h = browser_headers(
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     );
-    let peer = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
-    let view = ClientView::new(&h, None, peer, true, &[]);
+    let peer = Peer::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)));
+    let view = ClientView::new(&h, None, &peer, true, &[]);
 
     let mut g = c.benchmark_group("headers");
     g.bench_function("clone header map (for scale)", |b| {
@@ -306,7 +306,7 @@ fn header_rewriting(c: &mut Criterion) {
         )
     });
     g.bench_function("ClientView::new (untrusted peer)", |b| {
-        b.iter(|| ClientView::new(black_box(&h), None, peer, false, &[]))
+        b.iter(|| ClientView::new(black_box(&h), None, &peer, false, &[]))
     });
     g.finish();
 }

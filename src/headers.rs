@@ -124,6 +124,22 @@ pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
     listed.then(|| upgrade.clone())
 }
 
+/// A connection's peer address, written out once per connection for the
+/// `X-Forwarded-For` of each of its requests.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ip: IpAddr,
+    text: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr) -> Self {
+        let text = HeaderValue::from_str(&ip.to_string())
+            .expect("an IP address in text is a valid header value");
+        Self { ip, text }
+    }
+}
+
 /// Who the client is, as far as the gateway can trust what it is told.
 #[derive(Debug, Clone)]
 pub struct ClientView {
@@ -139,6 +155,7 @@ pub struct ClientView {
     /// Whether the direct peer is one of `trusted_proxies`.
     pub peer_trusted: bool,
     pub peer: IpAddr,
+    peer_text: HeaderValue,
     /// The client's `User-Agent`, for the audit log (a cheap shared copy).
     pub user_agent: Option<HeaderValue>,
 }
@@ -147,10 +164,12 @@ impl ClientView {
     pub fn new(
         headers: &HeaderMap,
         authority: Option<&str>,
-        peer: IpAddr,
+        peer: &Peer,
         tls: bool,
         trusted: &[IpNet],
     ) -> Self {
+        let peer_text = peer.text.clone();
+        let peer = peer.ip;
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         let peer_trusted = is_trusted(&peer);
         let user_agent = headers.get(USER_AGENT).cloned();
@@ -168,6 +187,7 @@ impl ClientView {
                 host: own_host,
                 peer_trusted,
                 peer,
+                peer_text,
                 user_agent,
             };
         }
@@ -206,6 +226,7 @@ impl ClientView {
             host,
             peer_trusted,
             peer,
+            peer_text,
             user_agent,
         }
     }
@@ -234,7 +255,6 @@ pub fn host_without_port(host: &str) -> &str {
 /// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. Incoming values
 /// are kept (and extended) only when they come from a trusted proxy.
 pub fn set_forwarded(headers: &mut HeaderMap, view: &ClientView) {
-    let peer = view.peer.to_string();
     let prior: Vec<&str> = if view.peer_trusted {
         headers
             .get_all(X_FORWARDED_FOR)
@@ -249,14 +269,14 @@ pub fn set_forwarded(headers: &mut HeaderMap, view: &ClientView) {
         Vec::new()
     };
     let xff = if prior.is_empty() {
-        peer
+        Some(view.peer_text.clone())
     } else {
-        format!("{}, {peer}", prior.join(", "))
+        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), view.peer)).ok()
     };
-    let proto = if view.https { "https" } else { "http" };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
+    let proto = if view.https { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Ok(v) = HeaderValue::from_str(&view.host) {
         headers.insert(X_FORWARDED_HOST, v);
@@ -350,7 +370,7 @@ mod tests {
         let v = ClientView::new(
             &h,
             None,
-            "203.0.113.9".parse().unwrap(),
+            &Peer::new("203.0.113.9".parse().unwrap()),
             false,
             &["10.0.0.0/8".parse().unwrap()],
         );
@@ -371,7 +391,7 @@ mod tests {
         let v = ClientView::new(
             &h,
             Some("a.example"),
-            "10.0.0.1".parse().unwrap(),
+            &Peer::new("10.0.0.1".parse().unwrap()),
             false,
             &["10.0.0.0/8".parse().unwrap()],
         );
