@@ -122,8 +122,44 @@ fn verify_rate(store: &OtpStore, n: usize, verifies: usize, seed: u64) -> f64 {
     verifies as f64 / secs
 }
 
+/// Set in the child process that measures moka's own cost per entry.
+const FLOOR_ENV: &str = "OTP_MEMORY_MOKA_FLOOR";
+
+/// Bytes per entry of the smallest moka cache that could hold the state: a
+/// 16-byte key, a 16-byte value, the same capacity bound and time-to-live as
+/// the code store. Run in a fresh process so that memory freed by the main
+/// run cannot be reused and hide the cost.
+fn moka_floor_child(n: usize) {
+    let before = rss();
+    let cache: moka::sync::Cache<u128, [u8; 16]> = moka::sync::Cache::builder()
+        .max_capacity(2_000_000)
+        .time_to_live(Duration::from_secs(600))
+        .build();
+    for i in 0..n as u128 {
+        cache.insert(
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
+            [1; 16],
+        );
+    }
+    cache.run_pending_tasks();
+    println!("{:.1}", rss().saturating_sub(before) as f64 / n as f64);
+}
+
+/// Runs [`moka_floor_child`] in a child process; `None` if that fails.
+fn moka_floor(n: usize) -> Option<f64> {
+    let out = std::process::Command::new(std::env::current_exe().ok()?)
+        .env(FLOOR_ENV, "1")
+        .env("OTP_MEMORY_CODES", n.to_string())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
 fn main() {
     let n = env_usize("OTP_MEMORY_CODES", 1_000_000);
+    if std::env::var_os(FLOOR_ENV).is_some() {
+        return moka_floor_child(n);
+    }
     let verifies = env_usize("OTP_MEMORY_VERIFIES", 200_000);
     let small = 1_000usize;
     let keys = Keys::derive(&[7u8; 64]);
@@ -180,6 +216,15 @@ fn main() {
             "NOT met"
         }
     );
+
+    match moka_floor(n) {
+        Some(floor) => println!(
+            "moka's own floor: {floor:.1} bytes per entry (16-byte key and value, same capacity and TTL);\n  \
+             a pending code takes two entries (the code by account, the counters by number): >= {:.0}",
+            2.0 * floor
+        ),
+        None => println!("moka's own floor: could not be measured (child process failed)"),
+    }
 
     // ---- verify throughput at both sizes (single thread), alternating
     // sizes for ROUNDS rounds and keeping each size's best, since the

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{
-    ACCEPT, CACHE_CONTROL, COOKIE, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE,
+    ACCEPT, CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -219,15 +219,17 @@ pub fn is_navigation<B>(req: &Request<B>) -> bool {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return false;
     }
+    // Looked up by `HeaderName`: a `&str` name is parsed on every lookup.
+    const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
     let h = req.headers();
-    let header_has = |name: &str, needle: &[u8]| {
+    let header_has = |name: &HeaderName, needle: &[u8]| {
         h.get_all(name).iter().any(|v| {
             v.as_bytes()
                 .windows(needle.len())
                 .any(|w| w.eq_ignore_ascii_case(needle))
         })
     };
-    header_has("sec-fetch-mode", b"navigate") || header_has(ACCEPT.as_str(), b"text/html")
+    header_has(&SEC_FETCH_MODE, b"navigate") || header_has(&ACCEPT, b"text/html")
 }
 
 /// Logged in, no second factor yet: browsers are sent to the code page;

@@ -19,7 +19,8 @@ const OTPGATE_PREFIX: &str = "x-otpgate-";
 /// RFC 9110 §7.6.1: "Connection" and the fields it names apply to one hop
 /// only; so do the older hop-by-hop fields of RFC 2616 §13.5.1 that
 /// intermediaries still meet (`Keep-Alive`, `Proxy-Connection`, ...).
-const HOP_BY_HOP: [HeaderName; 10] = [
+const HOP_BY_HOP_COUNT: usize = 10;
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -44,9 +45,16 @@ const NEVER_HOP_BY_HOP: [HeaderName; 3] = [
 /// Removes the hop-by-hop fields: first every field named in `Connection`,
 /// then the fixed list.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Runs twice per proxied request. One pass over the names first: most
-    // messages carry none of these, and each removal hashes a name.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // Runs twice per proxied request. One pass over the names finds which
+    // of the fixed list are present (usually `Connection` alone): removing
+    // the others would hash each of their names for nothing.
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
     if headers.contains_key(CONNECTION) {
@@ -66,7 +74,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
