@@ -33,6 +33,10 @@ pub struct Credentials {
     pub had_cookies: bool,
 }
 
+/// Longer `Cookie` fields are read afresh every time rather than kept for
+/// the life of an idle connection (browsers send a few hundred bytes).
+const MAX_REMEMBERED: usize = 4096;
+
 /// The last `Cookie` field one connection sent and what it proved.
 #[derive(Default)]
 pub struct Memo(Mutex<Option<Remembered>>);
@@ -98,8 +102,14 @@ pub fn read<B>(state: &State, app: &App, req: &Request<B>, memo: Option<&Memo>) 
         return creds;
     }
     let (creds, until) = read_fresh(state, app, req.headers(), now);
-    if let (Some(memo), Some(field)) = (memo, single) {
-        memo.remember(app.index, field.clone(), creds.clone(), until);
+    if let (Some(memo), Some(field)) = (memo, single)
+        && field.len() <= MAX_REMEMBERED
+    {
+        // A copy: the field itself points into hyper's read buffer, which
+        // would then stay allocated for as long as the connection is idle.
+        if let Ok(copy) = HeaderValue::from_bytes(field.as_bytes()) {
+            memo.remember(app.index, copy, creds.clone(), until);
+        }
     }
     creds
 }
@@ -114,7 +124,8 @@ fn single_cookie_field(headers: &HeaderMap) -> Option<&HeaderValue> {
 
 /// The credentials and until when they hold: the proof's expiry, or for
 /// ever when nothing is proven (an invalid or expired cookie never becomes
-/// valid later).
+/// valid later; should the wall clock step back, the memo refuses where a
+/// fresh read would accept, the safe side).
 fn read_fresh(state: &State, app: &App, headers: &HeaderMap, now: u64) -> (Credentials, u64) {
     let read = cookies::read(headers, &app.cfg.session_cookie);
     let session = read.session.map(|v| {

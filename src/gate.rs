@@ -23,8 +23,8 @@ use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 #[derive(Clone)]
 pub struct Conn {
     pub peer: SocketAddr,
-    /// The peer's address, for `X-Forwarded-For`.
-    pub peer_ip: headers::Peer,
+    /// The peer's address, written out once for `X-Forwarded-For`.
+    pub forwarded_peer: headers::Peer,
     pub tls: bool,
     /// The worker that accepted it.
     pub worker: usize,
@@ -83,7 +83,7 @@ async fn gate(
     let mut view = ClientView::new(
         req.headers(),
         req.uri().authority().map(|a| a.as_str()),
-        &conn.peer_ip,
+        &conn.forwarded_peer,
         conn.tls,
         &state.settings.server.trusted_proxies,
     );

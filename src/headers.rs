@@ -16,10 +16,10 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const OTPGATE_PREFIX: &str = "x-otpgate-";
 
+const HOP_BY_HOP_COUNT: usize = 11;
 /// RFC 9110 §7.6.1: "Connection" and the fields it names apply to one hop
 /// only; so do the older hop-by-hop fields of RFC 2616 §13.5.1 that
 /// intermediaries still meet (`Keep-Alive`, `Proxy-Connection`, ...).
-const HOP_BY_HOP_COUNT: usize = 10;
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -32,6 +32,8 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     http::header::UPGRADE,
     // RFC 7540 §3.2.1: only meaningful with `Upgrade: h2c`, which is never passed on.
     HeaderName::from_static("http2-settings"),
+    // RFC 9110 §16.3.2.2: a reserved name; `Connection: close` names it.
+    HeaderName::from_static("close"),
 ];
 
 /// Fields a client may not remove by naming them in `Connection`: the
@@ -64,8 +66,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            // The usual options name no other field (`close`), or one the
-            // fixed list removes anyway (`keep-alive`): no name to build.
+            // The usual options name fields the fixed list removes anyway
+            // (`close`, `keep-alive`): no name to build for them.
             .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .filter(|n| !NEVER_HOP_BY_HOP.contains(n))
@@ -162,8 +164,8 @@ pub struct ClientView {
     pub host: String,
     /// Whether the direct peer is one of `trusted_proxies`.
     pub peer_trusted: bool,
-    pub peer: IpAddr,
-    peer_text: HeaderValue,
+    /// The socket's peer (the direct one, trusted or not).
+    peer: Peer,
     /// The client's `User-Agent`, for the audit log (a cheap shared copy).
     pub user_agent: Option<HeaderValue>,
 }
@@ -176,7 +178,7 @@ impl ClientView {
         tls: bool,
         trusted: &[IpNet],
     ) -> Self {
-        let peer_text = peer.text.clone();
+        let direct = peer.clone();
         let peer = peer.ip;
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         let peer_trusted = is_trusted(&peer);
@@ -194,8 +196,7 @@ impl ClientView {
                 https: tls,
                 host: own_host,
                 peer_trusted,
-                peer,
-                peer_text,
+                peer: direct,
                 user_agent,
             };
         }
@@ -233,8 +234,7 @@ impl ClientView {
             https,
             host,
             peer_trusted,
-            peer,
-            peer_text,
+            peer: direct,
             user_agent,
         }
     }
@@ -277,9 +277,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, view: &ClientView) {
         Vec::new()
     };
     let xff = if prior.is_empty() {
-        Some(view.peer_text.clone())
+        Some(view.peer.text.clone())
     } else {
-        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), view.peer)).ok()
+        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), view.peer.ip)).ok()
     };
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
@@ -329,6 +329,36 @@ mod tests {
         ]);
         remove_hop_by_hop(&mut h);
         assert_eq!(h.keys().collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn hop_by_hop_removal_covers_every_way_of_naming_fields() {
+        let after = |pairs: &[(&str, &str)]| {
+            let mut h = map(pairs);
+            remove_hop_by_hop(&mut h);
+            let mut names: Vec<String> = h.keys().map(|k| k.to_string()).collect();
+            names.sort();
+            names
+        };
+        // A fixed-list field without any Connection field.
+        assert_eq!(after(&[("te", "trailers"), ("accept", "*/*")]), ["accept"]);
+        // Nothing hop-by-hop: nothing removed.
+        assert_eq!(after(&[("accept", "*/*"), ("x-a", "1")]), ["accept", "x-a"]);
+        // Mixed case, spaces, empty tokens, a fixed-list name listed again.
+        assert_eq!(
+            after(&[
+                ("connection", ",, X-A , ,TE"),
+                ("x-a", "1"),
+                ("te", "trailers"),
+                ("accept", "*/*"),
+            ]),
+            ["accept"]
+        );
+        // `Connection: close` names the reserved `Close` field (RFC 9110 §16.3.2.2).
+        assert_eq!(
+            after(&[("connection", "close"), ("close", "x"), ("accept", "*/*")]),
+            ["accept"]
+        );
     }
 
     #[test]

@@ -338,7 +338,7 @@ async fn serve_connection(
     }
     let conn = Conn {
         peer,
-        peer_ip: crate::headers::Peer::new(peer.ip()),
+        forwarded_peer: crate::headers::Peer::new(peer.ip()),
         tls: tls.is_some(),
         worker,
         memo: Arc::default(),

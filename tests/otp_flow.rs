@@ -804,3 +804,30 @@ async fn a_resend_without_the_sealed_code_sends_a_new_code_that_replaces_the_old
     let res = submit_code(&env, &second_browser, &csrf_second, &new).await;
     assert_eq!(res.status(), 303);
 }
+
+#[tokio::test]
+async fn one_connection_switching_between_apps_is_judged_per_app() {
+    let env = env_with_second_app().await;
+    let alice = unlock_by_hand(&env, &bare_client(), &env.url(""), "alice").await;
+    let cookie = alice.cookie_header();
+    let first_host = env.addr.to_string();
+    let mut conn = keep_alive(env.addr).await;
+    let mut status_for = async |host: &str| {
+        let headers = [("host", host), ("cookie", cookie.as_str())];
+        send_on(&mut conn, "GET", "/echo", &headers)
+            .await
+            .0
+            .as_u16()
+    };
+    assert_eq!(
+        status_for(&first_host).await,
+        200,
+        "proven for the first app"
+    );
+    assert_eq!(
+        status_for("second.example").await,
+        401,
+        "the same cookies on the same connection prove nothing for the second app"
+    );
+    assert_eq!(status_for(&first_host).await, 200, "the first app again");
+}
