@@ -20,6 +20,9 @@
 #   BENCH_WARMUP       seconds of warm-up per target  (default 2, 0 = none)
 #   BENCH_SKIP_BUILD   1 = use the existing target/release/otpgate
 #   BENCH_PROFILE      1 = also profile otpgate with perf and print the top symbols
+#   BENCH_CALLGRIND    1 = also count instructions per request (valgrind's callgrind,
+#                          ab): steady numbers for comparing two builds
+#   BENCH_CALLGRIND_REQUESTS  requests counted per target (default 4000)
 #
 # Needs nginx, wrk and curl; installs the missing ones with apt-get.
 # Exits non-zero, saying which step failed, if anything does not work.
@@ -399,6 +402,55 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
             | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' | head -45 >"$TMP/profile-$name.txt"
     done
 fi
+if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
+    # Instructions per request, counted by callgrind: unlike requests/s
+    # they do not move with other load on the machine, so two builds can be
+    # compared to within a fraction of a percent. A second otpgate (same
+    # secret, so the same cookie is valid) and a second bare proxy run under
+    # valgrind on ports of their own; ab sends a fixed number of keep-alive
+    # requests to each.
+    for tool in valgrind:valgrind callgrind_control:valgrind ab:apache2-utils; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 && continue
+        say "installing ${tool#*:} with apt-get (BENCH_CALLGRIND=1)"
+        [[ $(id -u) -eq 0 ]] || die "BENCH_CALLGRIND=1 needs ${tool#*:}; install it (apt-get install ${tool#*:})"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tool#*:}" >/dev/null \
+            || die "BENCH_CALLGRIND=1 needs ${tool#*:}; install it"
+    done
+    CG_N=${BENCH_CALLGRIND_REQUESTS:-4000}
+    mkdir -p "$TMP/cg"
+    free_port; CG_GATE_PORT=$PORT
+    free_port; CG_BARE_PORT=$PORT
+    sed "s/^listen = \"127.0.0.1:$GATE_PORT\"/listen = \"127.0.0.1:$CG_GATE_PORT\"/" "$TMP/gate/otpgate.toml" >"$TMP/gate/callgrind.toml"
+    say "starting otpgate and the bare proxy under callgrind (slow: about a minute)"
+    RUST_LOG=warn valgrind -q --tool=callgrind --callgrind-out-file="$TMP/cg/gate.%p" \
+        "$BIN" --config "$TMP/gate/callgrind.toml" >"$TMP/gate/callgrind.log" 2>&1 &
+    CG_GATE_PID=$!
+    PIDS+=("$CG_GATE_PID")
+    valgrind -q --tool=callgrind --callgrind-out-file="$TMP/cg/bare.%p" \
+        "$BARE_BIN" "127.0.0.1:$CG_BARE_PORT" "127.0.0.1:$UP_PORT" per-core >"$TMP/cg-bare.log" 2>&1 &
+    CG_BARE_PID=$!
+    PIDS+=("$CG_BARE_PID")
+    for _ in $(seq 600); do
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_GATE_PORT/.otpgate/health" \
+            && curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_BARE_PORT/" && break
+        sleep 0.1
+    done
+    declare -A IR
+    for name in bare otpgate_cookie otpgate_anon; do
+        pid=$CG_GATE_PID; url="http://127.0.0.1:$CG_GATE_PORT/"
+        [[ $name == bare ]] && pid=$CG_BARE_PID && url="http://127.0.0.1:$CG_BARE_PORT/"
+        hdr=(); [[ -n ${HDR[$name]} ]] && hdr=(-H "${HDR[$name]}")
+        ab -q -k -n 500 -c 8 "${hdr[@]}" "$url" >/dev/null 2>&1 || die "ab against ${LABEL[$name]} under callgrind failed"
+        callgrind_control -z "$pid" >/dev/null || die "callgrind_control could not reach ${LABEL[$name]}"
+        ab -q -k -n "$CG_N" -c 8 "${hdr[@]}" "$url" >"$TMP/cg/ab-$name.txt" 2>&1 || die "ab against ${LABEL[$name]} under callgrind failed"
+        grep -q '^Non-2xx' "$TMP/cg/ab-$name.txt" && die "${LABEL[$name]} answered non-2xx under callgrind"
+        callgrind_control -d "$name" "$pid" >/dev/null || die "callgrind_control could not dump ${LABEL[$name]}"
+        dump=$(ls -t "$TMP"/cg/*."$pid".* 2>/dev/null | head -1)
+        total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+        [[ -n $total ]] || die "no instruction count in $dump"
+        IR[$name]=$((total / CG_N))
+    done
+fi
 MAX_RSS_SEEN=$(sort -n "$TMP/rss-samples" 2>/dev/null | tail -1)
 END_RSS=$(rss_kb "$GATE_PID" VmRSS)
 
@@ -483,6 +535,13 @@ for name in "${NAMES[@]}"; do
     done
 done
 ((failed == 0)) || die "some runs had errors (see above); their numbers are not comparable"
+if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
+    echo
+    echo "Instructions per request (callgrind, user space only, ab -k -c8 -n $CG_N; steady on a shared machine):"
+    for name in bare otpgate_cookie otpgate_anon; do
+        printf '  %-28s %8d  (%s x the bare proxy)\n' "${LABEL[$name]}" "${IR[$name]}" "$(ratio "${IR[$name]}" "${IR[bare]}")"
+    done
+fi
 for name in otpgate_cookie otpgate_anon; do
     [[ -s $TMP/profile-$name.txt ]] || continue
     echo
