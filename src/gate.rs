@@ -178,10 +178,11 @@ async fn pass(
 ) -> Result<Response<Body>, GateError> {
     if creds.had_cookies {
         let h = req.headers_mut();
-        h.remove(COOKIE);
-        if let Some(v) = &creds.forward {
-            h.insert(COOKIE, v.clone());
-        }
+        // `insert` drops every earlier `Cookie` field too.
+        match &creds.forward {
+            Some(v) => h.insert(COOKIE, v.clone()),
+            None => h.remove(COOKIE),
+        };
     }
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let timeout = state.settings.server.upstream_timeout;
