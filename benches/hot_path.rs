@@ -194,7 +194,8 @@ fn cookie_lookup(c: &mut Criterion) {
     // read runs on every request with cookies (gate::credentials): it finds
     // the session and factor cookies and builds the one field the app sees.
     g.bench_function("read (session, factor, forwarded field)", |b| {
-        b.iter(|| cookies::read(black_box(&h), black_box("sessionid")).forward)
+        let session = otpgate::config::SessionCookie::Exact("sessionid".into());
+        b.iter(|| cookies::read(black_box(&h), black_box(&session)).forward)
     });
     g.finish();
 }

@@ -4,6 +4,7 @@ use cookie::Cookie;
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
 
+use crate::config::SessionCookie;
 use crate::{factor, otp};
 
 /// The raw value of the first cookie called `name`, across every `Cookie`
@@ -24,7 +25,7 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// exactly `forward`, never the raw fields, so the gate and the app cannot
 /// read different sessions out of one request.
 pub struct Read<'a> {
-    /// The first cookie named exactly like the app's session cookie.
+    /// The first cookie whose name is the app's session cookie.
     pub session: Option<&'a str>,
     /// The first `otpgate` cookie.
     pub factor: Option<&'a str>,
@@ -35,17 +36,22 @@ pub struct Read<'a> {
     pub forward: Option<HeaderValue>,
     /// Whether the request had any `Cookie` field at all.
     pub present: bool,
+    /// The name of the first pair dropped because another parser could
+    /// read more cookies out of it (see [`is_loose`]).
+    pub suspicious: Option<&'a str>,
 }
 
 /// Reads every `Cookie` field (HTTP/2 may split them, RFC 9113 §8.2.3) pair
 /// by pair. A pair that is not UTF-8 or does not parse is dropped, not the
-/// whole field: garbage never hides a session from the gate.
-pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
+/// whole field: garbage never hides a session from the gate. So is a pair
+/// that a looser parser than ours would split further ([`is_loose`]).
+pub fn read<'a>(headers: &'a HeaderMap, session: &SessionCookie) -> Read<'a> {
     let mut read = Read {
         session: None,
         factor: None,
         forward: None,
         present: false,
+        suspicious: None,
     };
     let mut forward = String::new();
     for field in headers.get_all(COOKIE) {
@@ -58,15 +64,23 @@ pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
                 continue;
             };
             let name = cookie.name();
+            if is_loose(pair, name, session) {
+                read.suspicious = read.suspicious.or(cookie.name_raw());
+                continue;
+            }
             if name == factor::COOKIE_NAME || name == otp::PENDING_COOKIE {
                 if name == factor::COOKIE_NAME && read.factor.is_none() {
                     read.factor = cookie.value_raw();
                 }
                 continue;
             }
-            if name == session_name && read.session.is_none() {
+            if session.matches(name) {
+                if read.session.is_some() {
+                    // A second session cookie: the app might read that one.
+                    continue;
+                }
                 read.session = cookie.value_raw();
-            } else if same_to_an_app(name, session_name) {
+            } else if same_to_an_app(name, session) {
                 continue;
             }
             if !forward.is_empty() {
@@ -81,10 +95,53 @@ pub fn read<'a>(headers: &'a HeaderMap, session_name: &str) -> Read<'a> {
     read
 }
 
-/// Whether an app could take cookie `name` for `session`: equal ignoring
-/// ASCII case, after percent-decoding, with `.`, ` ` and `[` read as `_`
-/// (PHP's rewriting of cookie names).
-fn same_to_an_app(name: &str, session: &str) -> bool {
+/// Whether a pair holds something that a common app-side parser splits
+/// differently from RFC 6265, so that it could find a cookie in it that the
+/// gate did not see (a session hidden inside another cookie's value).
+///
+/// RFC 6265 §4.2.1 has the client send `name=value` pairs joined by "; ",
+/// with values of cookie-octets only (no whitespace, DQUOTE, comma,
+/// semicolon or backslash) or a DQUOTE-wrapped run of them; §5.4 has user
+/// agents send what they stored, and servers parse leniently. Where they
+/// split, besides `;`:
+/// - Python's `http.cookies.SimpleCookie` (Django before 1.x's own parser,
+///   Flask via werkzeug's old versions, many small apps) ends an unquoted
+///   value at whitespace and starts a new pair after it, reads a quoted
+///   value with backslash escapes across `;`, and allows `,` inside values;
+/// - Rack before 2.x and Java servlet containers in RFC 2109 mode split on
+///   `,` as well as `;`;
+/// - PHP reads `.`, ` ` and `[` in names as `_` (see [`same_to_an_app`]).
+///
+/// So a pair is dropped when its name or value contains whitespace, `,`,
+/// `\` or a `"` other than around a whole value, or when its value holds
+/// the session cookie's name followed by `=`.
+fn is_loose(pair: &str, name: &str, session: &SessionCookie) -> bool {
+    let loose_byte = |b: &u8| b.is_ascii_whitespace() || matches!(b, b',' | b'\\' | b'"');
+    if name.bytes().any(|b| loose_byte(&b)) {
+        return true;
+    }
+    let value = pair.split_once('=').map_or("", |(_, v)| v.trim());
+    let inner = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(quoted) => quoted,
+        None => value,
+    };
+    if inner.bytes().any(|b| loose_byte(&b)) {
+        return true;
+    }
+    let stem = session.stem().as_bytes();
+    inner
+        .as_bytes()
+        .windows(stem.len() + usize::from(!session.is_prefix()))
+        .any(|w| {
+            w[..stem.len()].eq_ignore_ascii_case(stem)
+                && (session.is_prefix() || w[stem.len()] == b'=')
+        })
+}
+
+/// Whether an app could take cookie `name` for the session cookie: equal
+/// ignoring ASCII case, after percent-decoding, with `.`, ` ` and `[` read
+/// as `_` (PHP's rewriting of cookie names); for a prefix, starting so.
+fn same_to_an_app(name: &str, session: &SessionCookie) -> bool {
     // Without allocating: this runs for every cookie pair of every request.
     fn canon(s: &str) -> impl Iterator<Item = u8> + '_ {
         percent_encoding::percent_decode(s.as_bytes()).map(|b| match b {
@@ -92,19 +149,29 @@ fn same_to_an_app(name: &str, session: &str) -> bool {
             other => other.to_ascii_lowercase(),
         })
     }
+    let stem = session.stem();
     // Cheap test first: look-alikes are about as long as the real name.
-    name.len() >= session.len() && canon(name).eq(canon(session))
+    if name.len() < stem.len() {
+        return false;
+    }
+    match session {
+        SessionCookie::Exact(_) => canon(name).eq(canon(stem)),
+        SessionCookie::Prefix(_) => {
+            let mut n = canon(name);
+            canon(stem).all(|b| n.next() == Some(b))
+        }
+    }
 }
 
 /// Whether the response deletes the cookie `name` (RFC 6265 §3.1: an empty
 /// value, `Max-Age` ≤ 0, or an `Expires` in the past).
-pub fn response_deletes(headers: &HeaderMap, name: &str) -> bool {
+pub fn response_deletes(headers: &HeaderMap, session: &SessionCookie) -> bool {
     headers
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(|v| Cookie::parse(v).ok())
-        .filter(|c| c.name() == name)
+        .filter(|c| session.matches(c.name()))
         .any(|c| {
             let expired = c
                 .expires_datetime()
@@ -142,6 +209,10 @@ pub fn remove_set_cookies_named(headers: &mut HeaderMap, names: &[&str]) {
 mod tests {
     use super::*;
 
+    fn exact(name: &str) -> SessionCookie {
+        SessionCookie::Exact(name.into())
+    }
+
     fn req(cookies: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for c in cookies {
@@ -170,7 +241,7 @@ mod tests {
             "a=1; sessionid=first; otpgate=x",
             "sessionid=second; otpgate_pending=y; b=2",
         ]);
-        let r = read(&h, "sessionid");
+        let r = read(&h, &exact("sessionid"));
         assert_eq!(r.session, Some("first"));
         assert_eq!(r.factor, Some("x"));
         assert_eq!(r.forward.unwrap(), "a=1; sessionid=first; b=2");
@@ -183,7 +254,7 @@ mod tests {
             COOKIE,
             HeaderValue::from_bytes(b"sessionid=real; x=\xe9; y").unwrap(),
         );
-        let r = read(&h, "sessionid");
+        let r = read(&h, &exact("sessionid"));
         assert_eq!(r.session, Some("real"));
         assert_eq!(r.forward.unwrap(), "sessionid=real");
     }
@@ -191,10 +262,10 @@ mod tests {
     #[test]
     fn look_alikes_of_the_session_cookie_never_reach_the_app() {
         let h = req(&["SESSIONID=a; %73essionid=b; other=d"]);
-        let r = read(&h, "sessionid");
+        let r = read(&h, &exact("sessionid"));
         assert_eq!(r.session, None);
         let h2 = req(&["session_id=real; session.id=fake; session id=fake"]);
-        let r2 = read(&h2, "session_id");
+        let r2 = read(&h2, &exact("session_id"));
         assert_eq!(r2.session, Some("real"));
         assert_eq!(r2.forward.unwrap(), "session_id=real");
         assert_eq!(r.forward.unwrap(), "other=d");
@@ -207,18 +278,18 @@ mod tests {
             SET_COOKIE,
             HeaderValue::from_static("sessionid=; Path=/; Max-Age=0"),
         );
-        assert!(response_deletes(&h, "sessionid"));
+        assert!(response_deletes(&h, &exact("sessionid")));
         let mut h = HeaderMap::new();
         h.append(
             SET_COOKIE,
             HeaderValue::from_static("sessionid=abc; Path=/"),
         );
-        assert!(!response_deletes(&h, "sessionid"));
+        assert!(!response_deletes(&h, &exact("sessionid")));
         h.append(
             SET_COOKIE,
             HeaderValue::from_static("sessionid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
         );
-        assert!(response_deletes(&h, "sessionid"));
+        assert!(response_deletes(&h, &exact("sessionid")));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Credentials {
     pub forward: Option<HeaderValue>,
     /// Whether the request had any `Cookie` field (so it must be rewritten).
     pub had_cookies: bool,
+    /// The name of a cookie pair that was dropped because a looser parser
+    /// could read more out of it (see `cookies::read`).
+    pub suspicious: Option<String>,
 }
 
 /// Longer `Cookie` fields are read afresh every time rather than kept for
@@ -142,6 +145,7 @@ fn read_fresh(state: &State, app: &App, headers: &HeaderMap, now: u64) -> (Crede
         user: proof.map(|p| p.user),
         forward: read.forward,
         had_cookies: read.present,
+        suspicious: read.suspicious.map(str::to_string),
     };
     (creds, until)
 }
@@ -156,6 +160,7 @@ mod tests {
             user: Some(user.to_string()),
             forward: Some(HeaderValue::from_static("sessionid=s")),
             had_cookies: true,
+            suspicious: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The request's way through the gateway, top to bottom, in [`gate`]:
-//! own pages → bypass → no session → second factor proven → who is it →
-//! stop. Everything it calls lives in a module named for that step.
+//! own pages → bypass → where the session stands (no session, anonymous,
+//! proven, logged in without a proof) → pass or stop. Everything it calls lives in a module named for that step.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::body::{Body, empty};
 use crate::credentials::{self, Credentials, Memo};
 use crate::error::GateError;
 use crate::headers::{self, ClientView};
-use crate::identity::{self, Identity};
+use crate::standing::{self, Standing};
 use crate::state::{App, State};
 use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 
@@ -103,67 +103,36 @@ async fn gate(
         return routes::serve(state, app, &view, req).await;
     }
     let creds = credentials::read(state, app, &req, Some(&conn.memo));
+    if let Some(name) = &creds.suspicious {
+        app.note_suspicious_cookie(name, &view);
+    }
     if app.bypasses(req.uri().path()) {
-        // The login form is usually a bypass path: watch it for logins.
-        let watch = match (creds.session, &creds.user) {
-            (Some(session), Some(_)) => Watch::Proven(session),
-            (Some(_), None) => Watch::Anonymous,
-            (None, _) => Watch::Nothing,
-        };
-        return pass(state, app, &view, req, &creds, None, watch).await;
+        // The login form is usually a bypass path: the response is watched
+        // for logins all the same.
+        return pass(state, app, &view, req, &creds, None).await;
     }
-    let Some(session) = creds.session else {
-        // No app session: the app decides (and shows its login).
-        return pass(state, app, &view, req, &creds, None, Watch::Nothing).await;
-    };
-    if let Some(user) = &creds.user {
-        if !app.recheck.contains_key(&session) {
-            return pass(
-                state,
-                app,
-                &view,
-                req,
-                &creds,
-                Some(user),
-                Watch::Proven(session),
-            )
-            .await;
+    match standing::of(state, app, &creds, &view).await? {
+        // No app session, or nobody logged in on it: the app decides (and
+        // shows its login).
+        Standing::NoSession | Standing::Anonymous(_) => {
+            pass(state, app, &view, req, &creds, None).await
         }
-        // The session may have changed hands since the factor was proven
-        // (an app that keeps its session id across logout and login).
-        return match &*identity::lookup(state, app, &creds, &view).await? {
-            Identity::User { name, .. } if name == user => {
-                app.recheck.invalidate(&session);
-                pass(
-                    state,
-                    app,
-                    &view,
-                    req,
-                    &creds,
-                    Some(user),
-                    Watch::Proven(session),
-                )
-                .await
+        Standing::Proven(_) => {
+            let user = creds.user.as_deref();
+            pass(state, app, &view, req, &creds, user).await
+        }
+        Standing::Unproven { stale_proof, .. } => {
+            let mut res = second_factor_required(&req);
+            if stale_proof {
+                // The proof names someone else than the session's user now.
+                let removal = factor::removal(factor::COOKIE_NAME, view.https);
+                if let Ok(v) = HeaderValue::from_str(&removal.to_string()) {
+                    res.headers_mut().append(SET_COOKIE, v);
+                }
             }
-            Identity::Anonymous => {
-                pass(state, app, &view, req, &creds, None, Watch::Anonymous).await
-            }
-            Identity::User { .. } => Ok(second_factor_required(&req)),
-        };
+            Ok(res)
+        }
     }
-    match &*identity::lookup(state, app, &creds, &view).await? {
-        Identity::Anonymous => pass(state, app, &view, req, &creds, None, Watch::Anonymous).await,
-        Identity::User { .. } => Ok(second_factor_required(&req)),
-    }
-}
-
-/// What a forwarded request may change about the session it carries.
-enum Watch {
-    Nothing,
-    /// Taken for anonymous: a login would make the cached answer wrong.
-    Anonymous,
-    /// Second factor proven: a login as someone else must not inherit it.
-    Proven([u8; 32]),
 }
 
 /// Forwards to the app and applies the response-side rules.
@@ -174,7 +143,6 @@ async fn pass(
     mut req: Request<Incoming>,
     creds: &Credentials,
     user: Option<&str>,
-    watch: Watch,
 ) -> Result<Response<Body>, GateError> {
     if creds.had_cookies {
         let h = req.headers_mut();
@@ -184,21 +152,20 @@ async fn pass(
             None => h.remove(COOKIE),
         };
     }
-    let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // A request that may change who is logged in on its session: any
+    // unsafe method (RFC 9110 §9.2.1), a configured login path (a login
+    // link may be a GET), or, below, an answer that sets cookies.
+    let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || app.is_login_path(req.uri().path());
     let timeout = state.settings.server.upstream_timeout;
     let mut res = proxy::forward(state.client(view.worker), timeout, app, view, req, user).await?;
-    if may_log_in || res.headers().contains_key(SET_COOKIE) {
-        match watch {
-            Watch::Nothing => {}
-            // An app that keeps the session cookie across login (session
-            // fixation) would otherwise be taken for anonymous until the
-            // cache entry expires, and its requests would skip the gate.
-            Watch::Anonymous => identity::forget(app, creds, view, &state.keys).await,
-            Watch::Proven(session) => {
-                identity::forget(app, creds, view, &state.keys).await;
-                app.recheck.insert(session, ());
-            }
-        }
+    if let Some(session) = &creds.session
+        && (may_log_in || res.headers().contains_key(SET_COOKIE))
+    {
+        // Whether or not this request carried a proof: a login as someone
+        // else on a kept session id must not inherit an earlier proof, and
+        // a cached "anonymous" must not outlive the login.
+        app.may_have_logged_in(session).await;
     }
     let h = res.headers_mut();
     if h.contains_key(SET_COOKIE) {

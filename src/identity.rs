@@ -1,8 +1,13 @@
 //! Who is logged in, asked of the app itself: its who-am-I path is called
 //! with the request's cookies; 2xx JSON means logged in, 401/403 or a
-//! redirect means not. Answers are cached per session under a keyed hash of
-//! the session cookie (never the value), negative ones too, and concurrent
-//! lookups for one session share one call.
+//! redirect means not. Answers are cached per session, negative ones too,
+//! and concurrent lookups for one session share one call.
+//!
+//! The cache is keyed by the session alone (the app's keyed hash of the
+//! session cookie's value, never the value), not by how a request spells
+//! itself: a login on the session forgets its answer whatever other cookies
+//! or Host spelling the login request carried (a stale "anonymous" kept
+//! under another key once let a login through).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +35,15 @@ pub enum Identity {
     },
 }
 
-pub type Cache = moka::future::Cache<[u8; 32], Arc<Identity>>;
+/// One session's cached answer, with the cookies it was asked with: an
+/// app may also read other cookies than the session (a "remember me"
+/// cookie logs a session in), so an answer holds only for the same cookies.
+pub struct Answer {
+    cookies: [u8; 32],
+    pub identity: Identity,
+}
+
+pub type Cache = moka::future::Cache<[u8; 32], Arc<Answer>>;
 
 pub fn new_cache(ttl: Duration) -> Cache {
     moka::future::Cache::builder()
@@ -39,57 +52,60 @@ pub fn new_cache(ttl: Duration) -> Cache {
         .build()
 }
 
-/// The cache key: the app's answer depends on the Host and on every cookie
-/// it is sent (not only the session cookie), so all of them are in the key;
-/// a client cannot make one Host or cookie set answer for another.
-fn cache_key(
-    app: &App,
-    creds: &Credentials,
-    view: &ClientView,
-    keys: &crate::keys::Keys,
-) -> [u8; 32] {
+/// Identifies the cookies an answer was asked with.
+fn cookies_id(creds: &Credentials, keys: &crate::keys::Keys) -> [u8; 32] {
     let cookies = creds
         .forward
         .as_ref()
         .map_or(&b""[..], HeaderValue::as_bytes);
-    keys.session.of(&[
-        b"identity",
-        &(app.index as u64).to_be_bytes(),
-        view.host.as_bytes(),
-        cookies,
-    ])
+    keys.session.of(&[b"identity cookies", cookies])
 }
 
 /// The identity behind a request's session, from the cache or from the app.
+/// A request without a session is never looked up (the caller passes it).
 pub async fn lookup(
     state: &State,
     app: &App,
     creds: &Credentials,
     view: &ClientView,
-) -> Result<Arc<Identity>, GateError> {
-    let key = cache_key(app, creds, view, &state.keys);
+    session: &[u8; 32],
+) -> Result<Identity, GateError> {
+    let key = *session;
+    let cookies = cookies_id(creds, &state.keys);
     // Just forgotten (a login may be under way): an answer fetched now may
     // have started before the login finished, so it is not kept.
     if app.cfg.userinfo_cache.is_zero() || app.forgotten.contains_key(&key) {
-        return fetch(state, app, creds, view).await.map(Arc::new);
+        return fetch(state, app, creds, view).await;
     }
-    app.identities
+    if let Some(a) = app.identities.get(&key).await
+        && a.cookies != cookies
+    {
+        // The same session with other cookies: ask again, and keep the newer.
+        app.identities.invalidate(&key).await;
+    }
+    let answer = app
+        .identities
         .try_get_with(key, async {
-            fetch(state, app, creds, view).await.map(Arc::new)
+            let identity = fetch(state, app, creds, view).await?;
+            Ok::<_, GateError>(Arc::new(Answer { cookies, identity }))
         })
         .await
         .map_err(|e| match &*e {
             GateError::UpstreamTimeout => GateError::UpstreamTimeout,
             other => GateError::IdentityUnusable(other.to_string()),
-        })
+        })?;
+    if answer.cookies != cookies {
+        // A concurrent lookup with other cookies filled the entry.
+        return fetch(state, app, creds, view).await;
+    }
+    Ok(answer.identity.clone())
 }
 
-/// Forgets what is known about a request's session: its login state may
-/// have changed.
-pub async fn forget(app: &App, creds: &Credentials, view: &ClientView, keys: &crate::keys::Keys) {
-    let key = cache_key(app, creds, view, keys);
-    app.forgotten.insert(key, ());
-    app.identities.invalidate(&key).await;
+/// Forgets what is known about a session: its login state may have changed.
+/// Every cached answer for it goes, whatever cookies it was asked with.
+pub async fn forget(app: &App, session: &[u8; 32]) {
+    app.forgotten.insert(*session, ());
+    app.identities.invalidate(session).await;
 }
 
 async fn fetch(

@@ -31,6 +31,7 @@ pub mod routes;
 pub mod send;
 pub mod server;
 pub mod sms;
+pub mod standing;
 pub mod state;
 pub mod text;
 pub mod webhook;

@@ -12,12 +12,12 @@ use crate::config::Channel;
 use crate::credentials;
 use crate::error::GateError;
 use crate::headers::ClientView;
-use crate::identity::{self, Identity};
 use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
 use crate::pages::{self, Alternative, MessagePage, Notice, SandboxPage, VerifyPage};
 use crate::phone::Number;
 use crate::send::{self, Outcome};
+use crate::standing::{self, Standing};
 use crate::state::{App, State};
 use crate::{cookies, factor, redirect, sms};
 
@@ -97,24 +97,24 @@ async fn visitor<B>(
     req: &Request<B>,
 ) -> Result<Visitor, GateError> {
     let creds = credentials::read(state, app, req, None);
-    let Some(session) = creds.session else {
-        return Ok(Visitor::NotLoggedIn);
-    };
-    if creds.user.is_some() && !app.recheck.contains_key(&session) {
-        return Ok(Visitor::Proven);
-    }
-    match &*identity::lookup(state, app, &creds, view).await? {
-        Identity::Anonymous => Ok(Visitor::NotLoggedIn),
-        Identity::User { name, phone } => {
-            let pending = state.account_key(app.index, name);
-            Ok(Visitor::User(User {
+    Ok(match standing::of(state, app, &creds, view).await? {
+        Standing::NoSession | Standing::Anonymous(_) => Visitor::NotLoggedIn,
+        Standing::Proven(_) => Visitor::Proven,
+        Standing::Unproven {
+            session,
+            name,
+            phone,
+            ..
+        } => {
+            let pending = state.account_key(app.index, &name);
+            Visitor::User(User {
                 session,
-                name: name.clone(),
-                phone: phone.clone(),
+                name,
+                phone,
                 pending,
-            }))
+            })
         }
-    }
+    })
 }
 
 /// The page state shared by every answer that shows the code form.
@@ -471,6 +471,8 @@ async fn check_code(
             event("otp.verified");
             audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
+            // The app named this user for this session a moment ago.
+            app.confirm(user.session, &user.name);
             let mut res = see_other(&rd);
             set_cookie(
                 &mut res,

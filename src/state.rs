@@ -1,6 +1,8 @@
 //! Everything the gateway shares between requests, built once from the
 //! validated settings and held behind one `Arc`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::abuse::AbuseGuard;
@@ -22,16 +24,66 @@ pub struct App {
     pub cfg: AppSettings,
     /// Who-am-I answers (see `identity`).
     pub identities: Cache,
-    /// Identity keys whose answer was just invalidated: no answer fetched
-    /// around that moment is cached (it may predate a login).
+    /// Sessions whose answer was just invalidated: no answer fetched around
+    /// that moment is cached (it may predate a login).
     pub forgotten: moka::sync::Cache<[u8; 32], ()>,
-    /// Sessions with a proven second factor that sent a request that may
-    /// have logged someone else in: their next request is checked against
-    /// the app's who-am-I before the factor counts again.
-    pub recheck: moka::sync::Cache<[u8; 32], ()>,
+    /// Sessions whose proof was lately found to name the app's current user
+    /// of the session, with that user. An entry goes when the session may
+    /// have changed hands, and after `recheck_interval` in any case (see
+    /// `standing`); a missing one costs one who-am-I lookup.
+    confirmed: moka::sync::Cache<[u8; 32], Arc<str>>,
+    /// Suspicious cookie pairs dropped since the last log line about them,
+    /// and when that line was written (Unix seconds).
+    suspicious: (AtomicU64, AtomicU64),
 }
 
 impl App {
+    /// Whether the session's proof for `user` was confirmed lately.
+    pub fn is_confirmed(&self, session: &[u8; 32], user: &str) -> bool {
+        self.confirmed.get(session).is_some_and(|u| &*u == user)
+    }
+
+    /// The app's answer for the session names `user`, whose proof it holds.
+    pub fn confirm(&self, session: [u8; 32], user: &str) {
+        self.confirmed.insert(session, Arc::from(user));
+    }
+
+    /// The session may have changed hands (a login, a logout, new cookies):
+    /// its cached answer goes, and so does its confirmation, whether or not
+    /// the request that did it carried a proof.
+    pub async fn may_have_logged_in(&self, session: &[u8; 32]) {
+        identity::forget(self, session).await;
+        self.confirmed.invalidate(session);
+    }
+
+    /// Logs a dropped suspicious cookie pair: at once the first time, then
+    /// at most once a minute with the count, so a client cannot flood the log.
+    pub fn note_suspicious_cookie(&self, name: &str, view: &crate::headers::ClientView) {
+        let (count, logged_at) = &self.suspicious;
+        let seen = count.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = crate::factor::now_secs();
+        let last = logged_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 60
+            || logged_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        count.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            event = "cookie.suspicious", app = %self.cfg.name, cookie = %name.escape_debug(),
+            client_ip = %view.ip, dropped = seen,
+            "a cookie whose name or value another parser could split into more cookies (whitespace, comma, quote, backslash, or the session cookie's name inside) was not passed to the app"
+        );
+    }
+
+    /// Whether a request to `path` may log someone in (`login_paths`), even
+    /// by GET (a login link).
+    pub fn is_login_path(&self, path: &str) -> bool {
+        under_any(&self.cfg.login_paths, path)
+    }
+
     /// Whether the path is under one of the app's `bypass` prefixes. A
     /// prefix ending in "/" covers everything below it; any other covers
     /// that path and everything below it ("/login" covers "/login/x", not
@@ -39,13 +91,18 @@ impl App {
     /// never bypasses: the app might normalise "/static/../admin" or
     /// "/static/..;/admin" (Tomcat, Jetty) into a protected path.
     pub fn bypasses(&self, path: &str) -> bool {
-        self.cfg.bypass.iter().any(|prefix| {
-            path.starts_with(prefix.as_str())
-                && (prefix.ends_with('/')
-                    || path.len() == prefix.len()
-                    || path.as_bytes()[prefix.len()] == b'/')
-        }) && !is_ambiguous_path(path)
+        under_any(&self.cfg.bypass, path) && !is_ambiguous_path(path)
     }
+}
+
+/// Whether `path` is one of the prefixes or below one (see `bypasses`).
+fn under_any(prefixes: &[String], path: &str) -> bool {
+    prefixes.iter().any(|prefix| {
+        path.starts_with(prefix.as_str())
+            && (prefix.ends_with('/')
+                || path.len() == prefix.len()
+                || path.as_bytes()[prefix.len()] == b'/')
+    })
 }
 
 fn is_ambiguous_path(path: &str) -> bool {
@@ -92,10 +149,15 @@ impl State {
                     .max_capacity(100_000)
                     .time_to_live(settings.server.upstream_timeout + Duration::from_secs(1))
                     .build(),
-                recheck: moka::sync::Cache::builder()
+                confirmed: moka::sync::Cache::builder()
                     .max_capacity(1_000_000)
-                    .time_to_live(settings.server.second_factor_lifetime)
+                    .time_to_live(if cfg.recheck_interval.is_zero() {
+                        settings.server.second_factor_lifetime
+                    } else {
+                        cfg.recheck_interval
+                    })
                     .build(),
+                suspicious: Default::default(),
             })
             .collect();
         let o = &settings.otp;

@@ -317,7 +317,7 @@ pub struct AppSettings {
     pub name: String,
     pub host: HostMatch,
     pub upstream: Upstream,
-    pub session_cookie: String,
+    pub session_cookie: SessionCookie,
     pub userinfo_path: PathAndQuery,
     pub user_pointer: String,
     pub phone_pointer: Option<String>,
@@ -325,6 +325,52 @@ pub struct AppSettings {
     /// Phone numbers by user name, from `users_file`.
     pub users: HashMap<String, String>,
     pub userinfo_cache: Duration,
+    /// Paths (prefixes, as `bypass`) where a request may log someone in
+    /// even by GET: the session's proof is checked again afterwards.
+    pub login_paths: Vec<String>,
+    /// How long a proven session goes without asking the app whether it is
+    /// still the same user; zero: only after a request that may log in.
+    pub recheck_interval: Duration,
+}
+
+/// How the app's session cookie is named: exactly, or by a prefix for
+/// names that carry a per-install part (`wordpress_logged_in_<hash>`,
+/// `<dbname>_session`), written with a trailing `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCookie {
+    Exact(String),
+    Prefix(String),
+}
+
+impl SessionCookie {
+    /// Whether a cookie called `name` is the session cookie.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(n) => name == n,
+            Self::Prefix(p) => name.len() > p.len() && name.starts_with(p.as_str()),
+        }
+    }
+
+    /// The name, or the prefix for a pattern: what look-alikes are compared
+    /// with and what may not appear inside another cookie's value.
+    pub fn stem(&self) -> &str {
+        match self {
+            Self::Exact(n) | Self::Prefix(n) => n,
+        }
+    }
+
+    pub fn is_prefix(&self) -> bool {
+        matches!(self, Self::Prefix(_))
+    }
+}
+
+impl std::fmt::Display for SessionCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(n) => f.write_str(n),
+            Self::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

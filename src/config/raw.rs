@@ -174,4 +174,7 @@ pub struct RawApp {
     pub bypass: Vec<S<String>>,
     pub users_file: Option<S<String>>,
     pub userinfo_cache: Option<S<String>>,
+    #[serde(default)]
+    pub login_paths: Vec<S<String>>,
+    pub recheck_interval: Option<S<String>>,
 }

@@ -484,11 +484,23 @@ impl Ctx<'_> {
         if cookie.is_empty() || !cookie.bytes().all(is_token_byte) {
             return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?} is not a cookie name (RFC 6265 §4.1.1: letters, digits and !#$%&'*+-.^_`|~)")));
         }
-        if RESERVED_COOKIES.contains(&cookie) {
+        // A trailing `*` makes the name a prefix (`*` is a token byte, so
+        // no real cookie name is lost by this reading).
+        let session_cookie = match cookie.strip_suffix('*') {
+            Some(stem) if stem.is_empty() || stem.contains('*') => {
+                return Err(self.at(&a.session_cookie, "apps.session_cookie", format!("{cookie:?}: write the fixed start of the name followed by one `*`, e.g. \"wordpress_logged_in_*\"")));
+            }
+            Some(stem) => SessionCookie::Prefix(stem.to_string()),
+            None => SessionCookie::Exact(cookie.to_string()),
+        };
+        if RESERVED_COOKIES
+            .iter()
+            .any(|r| session_cookie.matches(r) || *r == session_cookie.stem())
+        {
             return Err(self.at(
                 &a.session_cookie,
                 "apps.session_cookie",
-                format!("{cookie:?} is otpgate's own cookie; name the app's session cookie"),
+                format!("{cookie:?} names otpgate's own cookie; name the app's session cookie"),
             ));
         }
         let userinfo_path = a
@@ -510,28 +522,8 @@ impl Ctx<'_> {
             .as_ref()
             .map(|p| self.pointer(p, "apps.phone_pointer"))
             .transpose()?;
-        let bypass = a
-            .bypass
-            .iter()
-            .map(|b| {
-                let v = b.get_ref();
-                if !v.starts_with('/') {
-                    return Err(self.at(
-                        b,
-                        "apps.bypass",
-                        format!("{v:?} must be a path prefix starting with \"/\""),
-                    ));
-                }
-                if v.starts_with(crate::routes::PREFIX) {
-                    return Err(self.at(
-                        b,
-                        "apps.bypass",
-                        "the gateway's own /.otpgate/ paths cannot be bypassed",
-                    ));
-                }
-                Ok(v.clone())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let bypass = self.prefixes(&a.bypass, "apps.bypass")?;
+        let login_paths = self.prefixes(&a.login_paths, "apps.login_paths")?;
         let users = match &a.users_file {
             None => HashMap::new(),
             Some(f) => self.users_file(f)?,
@@ -543,7 +535,7 @@ impl Ctx<'_> {
             name,
             host,
             upstream,
-            session_cookie: cookie.to_string(),
+            session_cookie,
             userinfo_path,
             user_pointer,
             phone_pointer,
@@ -555,7 +547,38 @@ impl Ctx<'_> {
                 Duration::from_secs(60),
                 Duration::ZERO..=Duration::from_secs(3600),
             )?,
+            login_paths,
+            recheck_interval: self.bounded(
+                &a.recheck_interval,
+                "apps.recheck_interval",
+                Duration::from_secs(300),
+                Duration::ZERO..=Duration::from_secs(24 * 3600),
+            )?,
         })
+    }
+
+    /// Path prefixes on the app (`bypass`, `login_paths`).
+    fn prefixes(&self, list: &[S<String>], key: &str) -> Result<Vec<String>> {
+        list.iter()
+            .map(|b| {
+                let v = b.get_ref();
+                if !v.starts_with('/') {
+                    return Err(self.at(
+                        b,
+                        key,
+                        format!("{v:?} must be a path prefix starting with \"/\""),
+                    ));
+                }
+                if v.starts_with(crate::routes::PREFIX) {
+                    return Err(self.at(
+                        b,
+                        key,
+                        "the gateway's own /.otpgate/ paths cannot be listed here",
+                    ));
+                }
+                Ok(v.clone())
+            })
+            .collect()
     }
 
     fn upstream(&self, v: &S<String>) -> Result<Upstream> {
