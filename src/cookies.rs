@@ -272,6 +272,54 @@ mod tests {
     }
 
     #[test]
+    fn pairs_a_looser_parser_could_split_further_are_dropped_and_named() {
+        for (field, dropped) in [
+            ("a=1 sessionid=S", "a"),
+            ("a=1, sessionid=S", "a"),
+            ("a=1,b=2", "a"),
+            ("a=x\\y", "a"),
+            ("a=\"half", "a"),
+            ("a=\"x\"y\"", "a"),
+            ("a=xsessionid=S", "a"),
+            ("a=x%20SESSIONID=S", "a"),
+        ] {
+            let h = req(&[field]);
+            let r = read(&h, &exact("sessionid"));
+            assert_eq!(r.suspicious, Some(dropped), "{field}");
+            assert_eq!(r.session, None, "{field}");
+            assert!(r.forward.is_none(), "{field}: nothing forwarded");
+        }
+        // Plain RFC 6265 values, quoted ones included, pass untouched.
+        let h = req(&["a=\"quoted\"; b=x.y-z_%41; sessionid=S; c="]);
+        let r = read(&h, &exact("sessionid"));
+        assert_eq!(r.suspicious, None);
+        assert_eq!(r.session, Some("S"));
+        assert_eq!(
+            r.forward.unwrap(),
+            "a=\"quoted\"; b=x.y-z_%41; sessionid=S; c="
+        );
+    }
+
+    #[test]
+    fn a_session_cookie_pattern_takes_the_first_matching_name_and_drops_the_others() {
+        let pattern = SessionCookie::Prefix("wordpress_logged_in_".into());
+        let h = req(&[
+            "wordpress_test_cookie=x; wordpress_logged_in_abc=alice; wordpress_logged_in_def=bob; WORDPRESS_LOGGED_IN_x=eve",
+        ]);
+        let r = read(&h, &pattern);
+        assert_eq!(r.session, Some("alice"));
+        assert_eq!(
+            r.forward.unwrap(),
+            "wordpress_test_cookie=x; wordpress_logged_in_abc=alice"
+        );
+        // The bare prefix is no session, and a value naming it is loose.
+        let h = req(&["wordpress_logged_in_=x; a=wordpress_logged_in_abc"]);
+        let r = read(&h, &pattern);
+        assert_eq!(r.session, None);
+        assert_eq!(r.suspicious, Some("a"));
+    }
+
+    #[test]
     fn recognises_a_deleted_session_cookie() {
         let mut h = HeaderMap::new();
         h.append(

@@ -22,6 +22,8 @@ pub enum GateError {
     BadRequest(&'static str),
     #[error("the request body is too large for this endpoint")]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time; send it again")]
+    BodyTimeout,
     #[error("the form has expired or was not sent from this site; reload the page and try again")]
     Csrf,
     #[error("{0}")]
@@ -45,6 +47,7 @@ impl GateError {
             }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Csrf | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -63,6 +66,7 @@ impl GateError {
             Self::BadUpstream(_) => "bad_upstream",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::Csrf => "csrf",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",

@@ -37,6 +37,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let wants_html = is_navigation(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let version = req.version();
     match gate(&state, &conn, req).await {
         Ok(res) => res,
         Err(err) => {
@@ -51,7 +52,15 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             } else {
                 tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused");
             }
-            pages::error(state.text, &err, wants_html)
+            let mut res = pages::error(state.text, &err, wants_html);
+            // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
+            // stalled body must not be read as the next request. HTTP/2
+            // has no Connection field (RFC 9113 §8.2.2): the stream ends.
+            if matches!(err, GateError::BodyTimeout) && version < http::Version::HTTP_2 {
+                res.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            res
         }
     }
 }
@@ -157,8 +166,9 @@ async fn pass(
     // link may be a GET), or, below, an answer that sets cookies.
     let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || app.is_login_path(req.uri().path());
-    let timeout = state.settings.server.upstream_timeout;
-    let mut res = proxy::forward(state.client(view.worker), timeout, app, view, req, user).await?;
+    let server = &state.settings.server;
+    let timeouts = (server.upstream_timeout, server.body_read_timeout);
+    let mut res = proxy::forward(state.client(view.worker), timeouts, app, view, req, user).await?;
     if let Some(session) = &creds.session
         && (may_log_in || res.headers().contains_key(SET_COOKIE))
     {

@@ -35,7 +35,7 @@ pub fn client(connect_timeout: Duration) -> UpstreamClient {
 /// `X-Otpgate-User` when the second factor is proven.
 pub async fn forward(
     client: &UpstreamClient,
-    timeout: Duration,
+    (timeout, body_idle): (Duration, Duration),
     app: &App,
     view: &ClientView,
     mut req: Request<Incoming>,
@@ -80,11 +80,19 @@ pub async fn forward(
         h.insert(X_OTPGATE_USER, v);
     }
 
-    let upstream_req = Request::from_parts(parts, body::stream(incoming));
+    // A body that stops arriving fails the upstream request (the app sees
+    // it aborted) rather than holding both connections open.
+    let upstream_req = Request::from_parts(parts, body::stream_idle(incoming, body_idle));
     let mut res = tokio::time::timeout(timeout, client.request(upstream_req))
         .await
         .map_err(|_| GateError::UpstreamTimeout)?
-        .map_err(GateError::UpstreamUnreachable)?;
+        .map_err(|e| {
+            if body::is_stalled(&e) {
+                GateError::BodyTimeout
+            } else {
+                GateError::UpstreamUnreachable(e)
+            }
+        })?;
 
     if res.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {

@@ -321,7 +321,7 @@ async fn posted(
     view: &ClientView,
     req: Request<Incoming>,
 ) -> Result<Posted, GateError> {
-    let (req, form) = read_form(req).await?;
+    let (req, form) = read_form(req, state.settings.server.body_read_timeout).await?;
     let rd = redirect::sanitize(form.get("rd").map_or("/", String::as_str)).to_string();
     let user = match visitor(state, app, view, &req).await? {
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(Posted::Done(see_other(&rd))),
@@ -643,7 +643,10 @@ fn check_csrf<B>(
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
-async fn read_form(req: Request<Incoming>) -> Result<(Request<()>, Form), GateError> {
+async fn read_form(
+    req: Request<Incoming>,
+    deadline: std::time::Duration,
+) -> Result<(Request<()>, Form), GateError> {
     let (parts, body) = req.into_parts();
     let is_form = parts
         .headers
@@ -658,7 +661,8 @@ async fn read_form(req: Request<Incoming>) -> Result<(Request<()>, Form), GateEr
             "this endpoint takes a form (application/x-www-form-urlencoded)",
         ));
     }
-    let bytes = crate::body::read_limited(body, MAX_FORM, "the form could not be read").await?;
+    let bytes =
+        crate::body::read_limited(body, MAX_FORM, deadline, "the form could not be read").await?;
     let form = form_urlencoded::parse(&bytes).into_owned().collect();
     Ok((Request::from_parts(parts, ()), form))
 }

@@ -105,14 +105,27 @@ fn under_any(prefixes: &[String], path: &str) -> bool {
     })
 }
 
+/// Whether an app could decode `path` into another path than it reads as:
+/// dot-segments (RFC 3986 §5.2.4) plain or encoded, encoded or backslash
+/// separators, `;` path parameters (Tomcat, Jetty), double encoding (`%25`,
+/// decoded twice by some stacks), NUL (C string ends), overlong or broken
+/// UTF-8 (`%c0%ae` is "." to lenient decoders), IIS's `%u002e`, and
+/// segments of three or more dots (Windows trims trailing dots).
 fn is_ambiguous_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     path.contains('\\')
         || path.contains(';')
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path.split('/').any(|seg| seg == "." || seg == "..")
+        || path.contains('\0')
+        || ["%2e", "%2f", "%5c", "%25", "%00", "%u"]
+            .iter()
+            .any(|e| lower.contains(e))
+        || path
+            .split('/')
+            .any(|seg| !seg.is_empty() && seg.bytes().all(|b| b == b'.'))
+        // Borrows, no allocation, when nothing is encoded (static assets).
+        || percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .is_err()
 }
 
 pub struct State {
@@ -243,6 +256,14 @@ mod tests {
             "/static\\..\\admin",
             "/static/./x",
             "/static/..;/admin",
+            "/static/%252e%252e/admin",
+            "/static/%00/../admin",
+            "/static/\0x",
+            "/static/%c0%ae%c0%ae/admin",
+            "/static/%e0%80%ae/admin",
+            "/static/%u002e%u002e/admin",
+            "/static/.../admin",
+            "/static/..../admin",
         ] {
             assert!(is_ambiguous_path(p), "{p}");
         }

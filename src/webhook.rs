@@ -51,7 +51,13 @@ pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Bod
             .map_or(req.uri().path(), |p| p.as_str())
     );
     let (parts, body) = req.into_parts();
-    let body = crate::body::read_limited(body, MAX_BODY, "the body could not be read").await?;
+    let body = crate::body::read_limited(
+        body,
+        MAX_BODY,
+        state.settings.server.body_read_timeout,
+        "the body could not be read",
+    )
+    .await?;
     let update = match provider {
         "twilio" => {
             let params: Vec<(String, String)> =

@@ -24,6 +24,8 @@ use crate::state::State;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 4 * 1024;
+/// A request body must arrive whole within this (a few hundred bytes).
+const ADMIN_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub const LOCKS: &str = "/v1/locks";
 pub const UNLOCK: &str = "/v1/locks/unlock";
@@ -203,12 +205,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             "Content-Type must be application/json".into(),
         ));
     }
-    let bytes = body::read_small(req.into_body(), MAX_BODY)
+    let bytes = body::read_small(req.into_body(), MAX_BODY, ADMIN_BODY_DEADLINE)
         .await
         .map_err(|e| match e {
             body::ReadError::TooLarge => AdminError::TooLarge,
-            body::ReadError::Broken => {
-                AdminError::BadBody(example, "the body could not be read".into())
+            body::ReadError::Broken | body::ReadError::TimedOut => {
+                AdminError::BadBody(example, "the body could not be read in time".into())
             }
         })?;
     serde_json::from_slice(&bytes).map_err(|e| AdminError::BadBody(example, e.to_string()))

@@ -154,6 +154,9 @@ pub struct ServerSettings {
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// A body to the gateway's own endpoints must arrive whole within it,
+    /// and a proxied body must not pause longer than it.
+    pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Where providers reach the gateway's webhooks, without a trailing
     /// slash; without it no delivery status is asked for.

@@ -67,6 +67,7 @@ pub struct RawServer {
     pub connect_timeout: Option<S<String>>,
     pub upstream_timeout: Option<S<String>>,
     pub header_read_timeout: Option<S<String>>,
+    pub body_read_timeout: Option<S<String>>,
     pub shutdown_grace: Option<S<String>>,
     pub public_url: Option<S<String>>,
     pub workers: Option<S<i64>>,

@@ -375,6 +375,12 @@ impl Ctx<'_> {
                 secs(10),
                 Duration::from_millis(100)..=secs(300),
             )?,
+            body_read_timeout: self.bounded(
+                &s.body_read_timeout,
+                "server.body_read_timeout",
+                secs(10),
+                Duration::from_millis(100)..=secs(3600),
+            )?,
             shutdown_grace: self.bounded(
                 &s.shutdown_grace,
                 "server.shutdown_grace",

@@ -2,6 +2,7 @@
 //! servers on loopback, and a gateway started in-process in front of them.
 #![allow(dead_code)]
 
+pub mod legacy;
 pub mod twilio;
 
 use std::collections::HashMap;
