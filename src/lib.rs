@@ -6,6 +6,7 @@
 
 pub mod abuse;
 pub mod admin;
+pub mod answer;
 pub mod audit;
 pub mod body;
 pub mod cli;
