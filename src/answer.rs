@@ -122,7 +122,14 @@ where
                     "anonymous_pointer {p:?} is {v}"
                 ))));
             }
-            let found = json_user(&json, user_pointer)?;
+            // The keys (never the values) help put a wrong pointer right.
+            let found = json_user(&json, user_pointer)?.map_err(|what| match json.as_object() {
+                Some(o) => {
+                    let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                    format!("{what} (the answer's top-level keys: {})", keys.join(", "))
+                }
+                None => what,
+            });
             let phone = phone_pointer
                 .as_ref()
                 .and_then(|p| json.pointer(p))

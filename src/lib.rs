@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod delivery;
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod factor;
 pub mod gate;
 pub mod headers;
