@@ -162,6 +162,10 @@ secret_file = "otpgate.key"
 [admin]
 listen = ""
 
+# Each scenario texts the same test number within the minute.
+[limits]
+cooldown = "0s"
+
 [sms]
 providers = ["sandbox"]
 
@@ -338,7 +342,7 @@ class Datasette(unittest.TestCase):
 def readme_config(recipe, app_port):
     """The `[[apps]]` block of the README's recipe, pointed at this app."""
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
-    start = readme.index(f"**{recipe}**")
+    start = readme.index(f"**{recipe}.**")
     block = readme[readme.index("```toml\n", start) + 8:]
     block = block[:block.index("```")]
     return re.sub(r'upstream = "[^"]*"', f'upstream = "http://127.0.0.1:{app_port}"', block)
