@@ -178,6 +178,24 @@ providers = ["sandbox"]
                              env={**os.environ, "RUST_LOG": "info"})
         wait_for(self.base + "/.otpgate/health", proc)
 
+    def explain(self, path, *cookies, config=None):
+        """`otpgate explain` for a request to `path` with each Cookie field."""
+        args = [OTPGATE, "explain", "--config", config or self.config,
+                "--url", self.base + path]
+        for c in cookies:
+            args += ["--cookie", c]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stdout + out.stderr
+
+    def edited_config(self, old, new):
+        """This gateway's configuration with one line changed (not started)."""
+        text = open(self.config).read()
+        assert old in text, old
+        path = self.config.replace(".toml", "-edited.toml")
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+        return path
+
     def latest_code(self, browser):
         """The newest code in the sandbox inbox (the fake phone)."""
         inbox = browser.get("/.otpgate/sandbox").text
@@ -270,6 +288,32 @@ class DjangoAdmin(unittest.TestCase):
         self.assertEqual(res.status, 303, "a new login asks for a new code")
 
 
+    def test_explain_shows_the_user_and_the_code_page_and_never_a_cookie_value(self):
+        b = Browser(self.gw.base)
+        self.log_in(b)
+        field = "; ".join(f"{c.name}={c.value}" for c in b.jar)
+        code, out = self.gw.explain("/admin/", field)
+        self.assertIn(code, (0, 1), out)
+        self.assertIn('user "alice"', out)
+        self.assertIn("***5678", out)
+        self.assertIn("303 to /.otpgate/verify", out)
+        self.assertNotIn(b.cookie("sessionid"), out, "a cookie value was printed")
+        self.assertNotIn(PHONE, out, "a whole phone number was printed")
+        code, out = self.gw.explain("/admin/")
+        self.assertEqual(code, 0, out)
+        self.assertIn("pass to the app untouched", out)
+
+    def test_explain_warns_when_the_pattern_matches_nothing_for_a_logged_in_session(self):
+        b = Browser(self.gw.base)
+        self.log_in(b)
+        config = self.gw.edited_config("Welcome,", "Bienvenue,")
+        code, out = self.gw.explain("/admin/", f"sessionid={b.cookie('sessionid')}",
+                                    config=config)
+        self.assertEqual(code, 1, out)
+        self.assertIn("matched nothing", out)
+        self.assertIn("may ignore cookies", out)
+
+
 class Datasette(unittest.TestCase):
     """Datasette with datasette-auth-passwords: /-/actor.json answers 200
     {"actor": null} for nobody; the actor carries the phone."""
@@ -337,6 +381,19 @@ class Datasette(unittest.TestCase):
         self.assertIsNone(b.cookie("otpgate"), "the factor cookie went with the session")
         self.log_in(b)
         self.assertEqual(b.get("/").status, 303, "a new login asks for a new code")
+
+
+    def test_explain_takes_a_null_actor_for_nobody_and_a_real_one_for_the_user(self):
+        code, out = self.gw.explain("/", "ds_actor=not-a-signed-actor")
+        self.assertEqual(code, 1, out)
+        self.assertIn('user_pointer "/actor/id" finds nothing', out)
+        self.assertIn("pass to the app as anonymous", out)
+        b = Browser(self.gw.base)
+        self.log_in(b)
+        code, out = self.gw.explain("/", f"ds_actor={b.cookie('ds_actor')}")
+        self.assertIn(code, (0, 1), out)
+        self.assertIn('user "alice", phone ***5678', out)
+        self.assertNotIn(b.cookie("ds_actor"), out, "a cookie value was printed")
 
 
 def readme_config(recipe, app_port):
