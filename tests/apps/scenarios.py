@@ -396,6 +396,24 @@ class Datasette(unittest.TestCase):
         self.assertNotIn(b.cookie("ds_actor"), out, "a cookie value was printed")
 
 
+    def test_a_single_owner_phone_gets_the_code_when_the_actor_carries_none(self):
+        # The single-owner recipe's `phone` in place of the actor's number.
+        table = readme_config("JSON with an anonymous marker", self.app_port)
+        table = table.replace('phone_pointer = "/actor/phone"', 'phone = "+4915123459876"')
+        gw = Gateway("datasette-owner", table)
+        b = Browser(gw.base)
+        self.log_in(b)
+        self.assertEqual(b.get("/").status, 303)
+        page = b.get("/.otpgate/verify?rd=%2F")
+        self.assertIn("***9876", page.text, "the code page names the owner's phone")
+        inbox = b.get("/.otpgate/sandbox").text
+        self.assertIn("to ***9876", inbox)
+        res = b.post("/.otpgate/verify", {"csrf": hidden(page.text, "csrf"), "rd": "/",
+                                          "code": gw.latest_code(b)})
+        self.assertEqual(res.status, 303)
+        self.assertEqual(b.get("/").status, 200)
+
+
 def readme_config(recipe, app_port):
     """The `[[apps]]` block of the README's recipe, pointed at this app."""
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
