@@ -1,8 +1,9 @@
 //! Who is logged in, asked of the app itself: its who-am-I path is called
-//! with the request's cookies; what its answer says is read by `answer`
-//! (401/403 or a redirect means nobody, a 2xx names the user or nobody). Answers are cached per session under a keyed hash of
-//! the session cookie (never the value), negative ones too, and concurrent
-//! lookups for one session share one call.
+//! with the request's cookies, and `answer` reads what it says (401/403 or a
+//! redirect means nobody; a 2xx names the user, or nobody). Answers are
+//! cached per session under a keyed hash of the session cookie (never the
+//! value), negative ones too, and concurrent lookups for one session share
+//! one call.
 
 use std::sync::Arc;
 use std::time::Duration;
