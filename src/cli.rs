@@ -1,5 +1,5 @@
-//! The command line: run the gateway, check a configuration, run the
-//! demo, or call the running gateway's admin API. Signals: SIGTERM and
+//! The command line: run the gateway, check a configuration, explain a
+//! decision, run the demo, or call the running gateway's admin API. Signals: SIGTERM and
 //! SIGINT both stop accepting and let requests in flight finish, for at most
 //! `server.shutdown_grace`; SIGHUP reopens the audit log (after log
 //! rotation) and never stops the process.
@@ -36,6 +36,24 @@ enum Command {
     /// Start a small built-in "legacy app" and the gateway in front of it,
     /// with the sandbox SMS provider, and print the URLs to open.
     Demo,
+    /// Show the gate's decision for one request, step by step, against the
+    /// live app: which app, bypass, the session cookie (name only), the
+    /// who-am-I answer, what the rules concluded, and warnings for likely
+    /// mistakes. Calls the app's who-am-I path; sends no message. Exits 0
+    /// (decided), 1 (decided, with warnings), 2 (bad configuration or
+    /// arguments) or 3 (no decision: no app for the host, or the app's
+    /// answer could not be had or used).
+    Explain {
+        /// The request's URL as a browser would ask for it, e.g.
+        /// http://crm.example.com/admin/
+        #[arg(long)]
+        url: String,
+        /// The browser's Cookie field for that site ('name=value; ...');
+        /// give it twice, from two users' sessions, to check that the user
+        /// varies.
+        #[arg(long = "cookie")]
+        cookies: Vec<String>,
+    },
     /// Talk to the running gateway's admin API: list and lift account locks
     /// and pumping quarantines. Run as the user otpgate runs as (it reads
     /// the secret file).
@@ -51,6 +69,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::Demo) => runtime().block_on(crate::demo::run(&cli.config)),
+        Some(Command::Explain { url, cookies }) => runtime().block_on(async {
+            match load(&cli.config) {
+                Ok(settings) => crate::explain::run(settings, &url, &cookies).await,
+                Err(code) => code,
+            }
+        }),
         Some(Command::Admin { command }) => runtime().block_on(admin(&cli.config, &command)),
         None => runtime().block_on(run(&cli.config)),
     }

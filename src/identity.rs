@@ -1,7 +1,8 @@
 //! Who is logged in, asked of the app itself: its who-am-I path is called
-//! with the request's cookies; 2xx JSON means logged in, 401/403 or a
-//! redirect means not. Answers are cached per session, negative ones too,
-//! and concurrent lookups for one session share one call.
+//! with the request's cookies, and `answer` reads what it says (401/403 or a
+//! redirect means nobody; a 2xx names the user, or nobody). Answers are
+//! cached per session, negative ones too, and concurrent lookups for one
+//! session share one call.
 //!
 //! The cache is keyed by the session alone (the app's keyed hash of the
 //! session cookie's value, never the value), not by how a request spells
@@ -14,16 +15,14 @@ use std::time::Duration;
 
 use http::header::{ACCEPT, COOKIE, HOST, HeaderValue, USER_AGENT};
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Limited};
 
+use crate::answer::{self, Reading};
 use crate::body;
+use crate::config::Userinfo;
 use crate::credentials::Credentials;
 use crate::error::GateError;
 use crate::headers::{self, ClientView};
 use crate::state::{App, State};
-
-/// Largest who-am-I answer read.
-const MAX_ANSWER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -129,6 +128,20 @@ async fn ask(
     creds: &Credentials,
     view: &ClientView,
 ) -> Result<Identity, GateError> {
+    ask_reading(state, app, creds, view)
+        .await
+        .map(|r| r.identity)
+}
+
+/// Calls the who-am-I path with the request's cookies and reads its answer
+/// (`answer`), with why the rules concluded what they did (`otpgate
+/// explain` shows it).
+pub async fn ask_reading(
+    state: &State,
+    app: &App,
+    creds: &Credentials,
+    view: &ClientView,
+) -> Result<Reading, GateError> {
     let uri = Uri::builder()
         .scheme(app.cfg.upstream.scheme.clone())
         .authority(app.cfg.upstream.authority.clone())
@@ -145,7 +158,13 @@ async fn ask(
     if let Ok(host) = HeaderValue::from_str(&view.host) {
         h.insert(HOST, host);
     }
-    h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    // Asking for what the rules read: some apps answer a page or JSON by Accept.
+    let accept = match app.cfg.userinfo {
+        Userinfo::Json { .. } => "application/json",
+        Userinfo::Html { .. } => "text/html,application/xhtml+xml",
+        Userinfo::Header { .. } => "*/*",
+    };
+    h.insert(ACCEPT, HeaderValue::from_static(accept));
     h.insert(
         USER_AGENT,
         HeaderValue::from_static(concat!("otpgate/", env!("CARGO_PKG_VERSION"))),
@@ -157,56 +176,6 @@ async fn ask(
         .request(req)
         .await
         .map_err(GateError::UpstreamUnreachable)?;
-    let status = res.status();
-    if status.is_redirection()
-        || status == http::StatusCode::UNAUTHORIZED
-        || status == http::StatusCode::FORBIDDEN
-    {
-        return Ok(Identity::Anonymous);
-    }
-    if !status.is_success() {
-        return Err(GateError::IdentityUnusable(format!(
-            "{} answered HTTP {status}; it should answer 2xx JSON when logged in and 401/403 when not",
-            app.cfg.userinfo_path
-        )));
-    }
-    let bytes = Limited::new(res.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| GateError::IdentityUnusable(format!("reading the answer failed: {e}")))?
-        .to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        GateError::IdentityUnusable(format!(
-            "{} did not answer JSON: {e}",
-            app.cfg.userinfo_path
-        ))
-    })?;
-    let name = json
-        .pointer(&app.cfg.user_pointer)
-        .and_then(scalar)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            GateError::IdentityUnusable(format!(
-                "the answer has no user name at {:?} (user_pointer)",
-                app.cfg.user_pointer
-            ))
-        })?;
-    let phone = app
-        .cfg
-        .phone_pointer
-        .as_ref()
-        .and_then(|p| json.pointer(p))
-        .and_then(scalar)
-        .filter(|p| !p.is_empty())
-        .or_else(|| app.cfg.users.get(&name).cloned());
-    Ok(Identity::User { name, phone })
-}
-
-/// A JSON string or number as text.
-fn scalar(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.trim().to_string()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    let (parts, body) = res.into_parts();
+    answer::read(&app.cfg, parts.status, &parts.headers, body).await
 }

@@ -6,6 +6,7 @@
 
 pub mod abuse;
 pub mod admin;
+pub mod answer;
 pub mod audit;
 pub mod body;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod credentials;
 pub mod delivery;
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod factor;
 pub mod gate;
 pub mod headers;

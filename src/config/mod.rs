@@ -2,6 +2,7 @@
 //! validated, typed settings the gateway runs on, and `validate` turns the
 //! one into the other. Every error names the file, the line and the key.
 
+mod answer;
 mod guards;
 mod raw;
 mod sms;
@@ -322,11 +323,13 @@ pub struct AppSettings {
     pub upstream: Upstream,
     pub session_cookie: SessionCookie,
     pub userinfo_path: PathAndQuery,
-    pub user_pointer: String,
-    pub phone_pointer: Option<String>,
+    /// How the who-am-I answer says who is logged in.
+    pub userinfo: Userinfo,
     pub bypass: Vec<String>,
     /// Phone numbers by user name, from `users_file`.
     pub users: HashMap<String, String>,
+    /// The one number every user of the app confirms on (`phone`).
+    pub phone: Option<String>,
     pub userinfo_cache: Duration,
     /// Paths (prefixes, as `bypass`) where a request may log someone in
     /// even by GET: the session's proof is checked again afterwards.
@@ -374,6 +377,56 @@ impl std::fmt::Display for SessionCookie {
             Self::Prefix(p) => write!(f, "{p}*"),
         }
     }
+}
+
+/// Where the who-am-I answer holds the user name and the phone number.
+#[derive(Debug, Clone)]
+pub enum Userinfo {
+    /// 2xx JSON; RFC 6901 pointers.
+    Json {
+        user_pointer: String,
+        phone_pointer: Option<String>,
+        /// A value here that is not `null`, `false`, `0` or `""` means nobody.
+        anonymous_pointer: Option<String>,
+    },
+    /// A 2xx page; the first capture group of each pattern.
+    Html {
+        user_pattern: Pattern,
+        phone_pattern: Option<Pattern>,
+    },
+    /// Response header fields.
+    Header {
+        user_header: http::HeaderName,
+        phone_header: Option<http::HeaderName>,
+    },
+}
+
+impl Userinfo {
+    /// The value of `userinfo_format` that selects it.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Json { .. } => "json",
+            Self::Html { .. } => "html",
+            Self::Header { .. } => "header",
+        }
+    }
+
+    /// Whether the answer itself may carry the phone number.
+    pub fn has_phone(&self) -> bool {
+        match self {
+            Self::Json { phone_pointer, .. } => phone_pointer.is_some(),
+            Self::Html { phone_pattern, .. } => phone_pattern.is_some(),
+            Self::Header { phone_header, .. } => phone_header.is_some(),
+        }
+    }
+}
+
+/// A compiled pattern with exactly one capture group, and its source for
+/// messages.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub regex: regex::bytes::Regex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,8 +169,16 @@ pub struct RawApp {
     pub upstream: S<String>,
     pub session_cookie: S<String>,
     pub userinfo_path: S<String>,
-    pub user_pointer: S<String>,
+    pub userinfo_format: Option<S<String>>,
+    pub user_pointer: Option<S<String>>,
     pub phone_pointer: Option<S<String>>,
+    pub anonymous_pointer: Option<S<String>>,
+    pub user_pattern: Option<S<String>>,
+    pub phone_pattern: Option<S<String>>,
+    pub user_header: Option<S<String>>,
+    pub phone_header: Option<S<String>>,
+    /// One number for every user of the app (single-owner apps).
+    pub phone: Option<S<String>>,
     #[serde(default)]
     pub bypass: Vec<S<String>>,
     pub users_file: Option<S<String>>,

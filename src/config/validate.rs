@@ -522,31 +522,24 @@ impl Ctx<'_> {
                     "must be a path on the app starting with \"/\", e.g. \"/api/me\"",
                 )
             })?;
-        let user_pointer = self.pointer(&a.user_pointer, "apps.user_pointer")?;
-        let phone_pointer = a
-            .phone_pointer
-            .as_ref()
-            .map(|p| self.pointer(p, "apps.phone_pointer"))
-            .transpose()?;
         let bypass = self.prefixes(&a.bypass, "apps.bypass")?;
         let login_paths = self.prefixes(&a.login_paths, "apps.login_paths")?;
         let users = match &a.users_file {
             None => HashMap::new(),
             Some(f) => self.users_file(f)?,
         };
-        if phone_pointer.is_none() && users.is_empty() {
-            return Err(self.at(app, "apps.phone_pointer", "no phone source; set phone_pointer (where the who-am-I answer has the number) or users_file"));
-        }
+        let userinfo = self.userinfo(app)?;
+        let phone = self.phone_source(app, &userinfo, !users.is_empty())?;
         Ok(AppSettings {
             name,
             host,
             upstream,
             session_cookie,
             userinfo_path,
-            user_pointer,
-            phone_pointer,
+            userinfo,
             bypass,
             users,
+            phone,
             userinfo_cache: self.bounded(
                 &a.userinfo_cache,
                 "apps.userinfo_cache",
