@@ -258,3 +258,42 @@ async fn every_request_on_a_kept_alive_connection_is_judged_by_its_own_cookies()
         "alice's factor cookie does not unlock bob's session"
     );
 }
+
+#[tokio::test]
+async fn a_session_cookie_pattern_gates_the_first_matching_cookie_and_forwards_no_other() {
+    let env = Env::with_config(|t| {
+        t.replace(
+            "session_cookie = \"sessionid\"",
+            "session_cookie = \"session*\"",
+        )
+    })
+    .await;
+    let token = env.app.login("alice", Some("+31612345678"));
+    let (status, _, _) = raw_request(
+        env.addr,
+        "GET",
+        "/reports",
+        &[
+            ("host", "gate.test"),
+            ("cookie", &format!("sessionid={token}")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "the cookie matching the pattern is the session"
+    );
+    // A second matching cookie, or a look-alike of the prefix, never reaches the app.
+    let cookie = format!("sessionx=other; sessionid={token}; SESSIONid={token}");
+    let (status, _, body) = raw_request(
+        env.addr,
+        "GET",
+        "/echo",
+        &[("host", "gate.test"), ("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(status, 200, "sessionx is the session: anonymous, passed");
+    let seen = String::from_utf8_lossy(&body);
+    assert!(!seen.contains(&token), "{seen}");
+    assert_eq!(env.app.hits_on("/reports"), 0);
+}
