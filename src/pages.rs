@@ -151,7 +151,11 @@ fn with_headers(status: StatusCode, content_type: &'static str, body: String) ->
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`: links and forms to other sites get no Referer, so the
+    // `rd` path in the page's address stays here; our own form posts keep
+    // their real `Origin`. With `no-referrer` the Fetch standard ("append a
+    // request `Origin` header") makes every form post say `Origin: null`.
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     res
 }

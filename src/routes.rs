@@ -4,7 +4,6 @@
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use subtle::ConstantTimeEq;
 
 use crate::audit::{Event, Subject};
 use crate::body::{Body, empty, full};
@@ -19,7 +18,7 @@ use crate::pages::{self, Alternative, MessagePage, Notice, SandboxPage, VerifyPa
 use crate::phone::Number;
 use crate::send::{self, Outcome};
 use crate::state::{App, State};
-use crate::{cookies, factor, redirect, sms};
+use crate::{cookies, csrf, factor, redirect, sms};
 
 pub const PREFIX: &str = "/.otpgate/";
 /// Largest form body accepted by the gateway's endpoints.
@@ -327,7 +326,9 @@ async fn posted(
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(Posted::Done(see_other(&rd))),
         Visitor::User(u) => u,
     };
-    check_csrf(state, app, view, &req, &user, &form)?;
+    let expected = csrf::token(state, app, &user.session);
+    let given = form.get("csrf").map_or("", String::as_str);
+    csrf::check(req.headers(), view.https, &view.host, &expected, given)?;
     Ok(Posted::By(Box::new(Post {
         req,
         form,
@@ -530,7 +531,7 @@ fn page_ctx<'a>(
     PageCtx {
         state,
         app,
-        csrf: csrf_token(state, app, &user.session),
+        csrf: csrf::token(state, app, &user.session),
         rd,
         masked: number.masked(),
         number_id: state.number_id(number),
@@ -595,49 +596,6 @@ fn no_phone(state: &State, app: &App) -> Response<Body> {
         back: "/",
     };
     pages::html(StatusCode::CONFLICT, &page)
-}
-
-/// A token bound to the app session (a synchronizer token without server
-/// state: only a page of this session can know it).
-fn csrf_token(state: &State, app: &App, session: &[u8; 32]) -> String {
-    use base64::Engine;
-    let mac = state
-        .keys
-        .csrf
-        .of(&[&(app.index as u64).to_be_bytes(), session]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
-}
-
-/// Refuses cross-site form posts: the token must match, and where the
-/// browser says where the form came from (`Sec-Fetch-Site`, `Origin`) it
-/// must be this site.
-fn check_csrf<B>(
-    state: &State,
-    app: &App,
-    view: &ClientView,
-    req: &Request<B>,
-    user: &User,
-    form: &Form,
-) -> Result<(), GateError> {
-    let h = req.headers();
-    if h.get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-    {
-        return Err(GateError::Csrf);
-    }
-    if let Some(origin) = h.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if !origin_host.eq_ignore_ascii_case(&view.host) {
-            return Err(GateError::Csrf);
-        }
-    }
-    let expected = csrf_token(state, app, &user.session);
-    let given = form.get("csrf").map_or("", String::as_str);
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(GateError::Csrf)
-    }
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
