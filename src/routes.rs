@@ -14,10 +14,11 @@ use crate::headers::ClientView;
 use crate::identity::{self, Identity};
 use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
-use crate::pages::{self, Alternative, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::pages::{self, Alternative, Back, MessagePage, Notice, SandboxPage, VerifyPage};
 use crate::phone::Number;
 use crate::send::{self, Outcome};
 use crate::state::{App, State};
+use crate::text::Text;
 use crate::{cookies, csrf, factor, redirect, sms};
 
 pub const PREFIX: &str = "/.otpgate/";
@@ -26,8 +27,32 @@ const MAX_FORM: usize = 8 * 1024;
 
 /// The code page's address, coming back to `target` afterwards.
 pub fn verify_url(target: &str) -> String {
+    endpoint_url("verify", target)
+}
+
+/// One of our endpoints with `rd` in the query. The forms post there and
+/// carry `rd` in the body too (the body's is the one used): a post refused
+/// before its body is read (too large, not a form) can still link back to
+/// the same code page.
+fn endpoint_url(endpoint: &str, target: &str) -> String {
     let rd: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    format!("{PREFIX}verify?rd={rd}")
+    format!("{PREFIX}{endpoint}?rd={rd}")
+}
+
+/// The one link of an error page answering a request for `uri`: for our
+/// own endpoints the code page, going on to the same `rd`; else the site.
+pub fn error_back(t: &'static Text, uri: &http::Uri) -> Back {
+    if !uri.path().starts_with(PREFIX) {
+        return Back {
+            href: "/".into(),
+            label: t.back,
+        };
+    }
+    let rd = query_param(uri.query().unwrap_or(""), "rd").unwrap_or_default();
+    Back {
+        href: verify_url(redirect::sanitize(&rd)),
+        label: t.back_to_code,
+    }
 }
 
 pub async fn serve(
@@ -184,6 +209,8 @@ impl PageCtx<'_> {
             invalid,
             csrf: &self.csrf,
             rd: self.rd,
+            verify_action: verify_url(self.rd),
+            resend_action: endpoint_url("resend", self.rd),
             length: self.state.otp.length(),
             wait,
             delivery: view
@@ -564,6 +591,7 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
                 title: t.title,
                 message: t.country_refused,
                 back: "/",
+                back_label: t.back,
             },
         ),
         Outcome::Limited(l) => page.limited(l),
@@ -594,6 +622,7 @@ fn no_phone(state: &State, app: &App) -> Response<Body> {
         title: t.title,
         message: t.no_phone,
         back: "/",
+        back_label: t.back,
     };
     pages::html(StatusCode::CONFLICT, &page)
 }
