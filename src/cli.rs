@@ -35,7 +35,7 @@ enum Command {
     CheckConfig,
     /// Start a small built-in "legacy app" and the gateway in front of it,
     /// with the sandbox SMS provider, and print the URLs to open.
-    Demo,
+    Demo(crate::demo::Ports),
     /// Talk to the running gateway's admin API: list and lift account locks
     /// and pumping quarantines. Run as the user otpgate runs as (it reads
     /// the secret file).
@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
-        Some(Command::Demo) => runtime().block_on(crate::demo::run(&cli.config)),
+        Some(Command::Demo(ports)) => runtime().block_on(crate::demo::run(&cli.config, ports)),
         Some(Command::Admin { command }) => runtime().block_on(admin(&cli.config, &command)),
         None => runtime().block_on(run(&cli.config)),
     }
@@ -109,10 +109,20 @@ async fn run(path: &Path) -> ExitCode {
 
 /// Binds and serves until a signal; start-up errors go to stderr.
 pub async fn serve(settings: config::Settings) -> ExitCode {
+    serve_then(settings, |_| {}).await
+}
+
+/// As [`serve`], telling `bound` where the gateway listens once it does
+/// (port 0 in the settings picks a free port).
+pub async fn serve_then(
+    settings: config::Settings,
+    bound: impl FnOnce(std::net::SocketAddr),
+) -> ExitCode {
     // Listening before anything is opened: SIGHUP's default action would end the process.
     let hangups = hangups();
     match Gateway::bind(settings).await {
         Ok(gateway) => {
+            bound(gateway.local_addr());
             reopen_on(hangups, gateway.state().audit.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS
