@@ -32,9 +32,11 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   { apt-get update && apt-get install -y nodejs npm; } || give_up "cannot install node"
 fi
 
-# `npm ci` again whenever the lockfile is not the one node_modules was made from.
+# `npm ci` again whenever the lockfile is not the one node_modules was made
+# from, or npm finds the installed tree incomplete.
 lock_sum=$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)
-if [ "$(cat "$here/node_modules/.otpgate-lock" 2>/dev/null)" != "$lock_sum" ]; then
+if [ "$(cat "$here/node_modules/.otpgate-lock" 2>/dev/null)" != "$lock_sum" ] ||
+  ! (cd "$here" && npm ls --all >/dev/null 2>&1); then
   echo "== npm ci"
   (cd "$here" && npm ci --no-audit --no-fund) || give_up "npm ci failed"
   echo "$lock_sum" >"$here/node_modules/.otpgate-lock"
