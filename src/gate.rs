@@ -294,14 +294,18 @@ fn second_factor_required<B>(req: &Request<B>) -> Response<Body> {
 mod tests {
     use super::*;
 
+    /// What the request is, its method, its fields, and whether an error is a page.
+    type Row = (
+        &'static str,
+        Method,
+        &'static [(&'static str, &'static str)],
+        bool,
+    );
+
     #[test]
     fn errors_are_pages_for_documents_and_json_for_scripts() {
-        let nav = [
-            ("sec-fetch-mode", "navigate"),
-            ("sec-fetch-dest", "document"),
-        ];
         #[rustfmt::skip]
-        let table: &[(&str, Method, &[(&str, &str)], bool)] = &[
+        let table: &[Row] = &[
             ("a Chromium form post", Method::POST, &[("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document"), ("accept", "text/html,application/xhtml+xml,*/*;q=0.8")], true),
             ("a form post without Fetch Metadata", Method::POST, &[("accept", "text/html,*/*;q=0.8")], true),
             ("a document post that says only its destination", Method::POST, &[("sec-fetch-dest", "document")], true),
@@ -309,7 +313,7 @@ mod tests {
             ("fetch() asking for HTML", Method::POST, &[("sec-fetch-mode", "cors"), ("accept", "text/html")], false),
             ("a same-origin-mode fetch", Method::POST, &[("sec-fetch-mode", "same-origin")], false),
             ("a script asking for JSON", Method::POST, &[("accept", "application/json")], false),
-            ("a navigation asking for JSON", Method::POST, &[nav[0], nav[1], ("accept", "application/json")], false),
+            ("a navigation asking for JSON", Method::POST, &[("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document"), ("accept", "application/json")], false),
             ("jQuery's XHR", Method::POST, &[("x-requested-with", "XMLHttpRequest"), ("accept", "text/html")], false),
             ("an API client", Method::POST, &[], false),
             ("a PUT from a script", Method::PUT, &[("accept", "*/*")], false),
