@@ -30,7 +30,15 @@ for (const vp of VIEWPORTS) {
       await page.goto(QUICK + '/reports');
       await page.waitForURL(/\/\.otpgate\/verify\?rd=%2Freports$/);
       const code = await latestCode(QUICK);
+      const post = page.waitForRequest((r) => r.method() === 'POST' && r.url().includes('/.otpgate/verify'));
       await enterCode(page, wrongCode(code));
+      // What Chromium really sent with the form (the Fetch standard's Origin
+      // and Fetch Metadata): the gateway's CSRF rules are written for this.
+      const sent = await (await post).allHeaders();
+      assert.equal(sent.origin, QUICK, 'Referrer-Policy: same-origin keeps the real Origin');
+      assert.equal(sent['sec-fetch-site'], 'same-origin');
+      assert.equal(sent['sec-fetch-mode'], 'navigate');
+      assert.equal(sent['sec-fetch-dest'], 'document');
       await assert.doesNotReject(
         page.getByText('Invalid code, 4 attempts left.').waitFor(),
         'the page says how many attempts are left',
