@@ -49,8 +49,13 @@ pub enum Refusal {
     /// controls; SameSite=Lax cookies do not stop such a post, so it is
     /// refused like a cross-site one.
     SameSite,
-    /// An `Origin` naming another scheme, host or port.
+    /// An `Origin` naming another host or port.
     OtherOrigin,
+    /// An `Origin` naming this host with the other scheme: a page of the
+    /// plain-HTTP site posting to the HTTPS one or the other way round, or a
+    /// TLS proxy in front that is not in `server.trusted_proxies` (so its
+    /// `X-Forwarded-Proto` is not believed).
+    OtherScheme,
     /// `Origin: null` with nothing else to go on: OWASP says to treat it as
     /// unknown, and unknown is not this site.
     OpaqueOrigin,
@@ -87,11 +92,7 @@ pub fn check_source(headers: &HeaderMap, https: bool, host: &str) -> Result<(), 
         Some(b"null") => Err(Refusal::OpaqueOrigin),
         Some(origin) => {
             let origin = std::str::from_utf8(origin).map_err(|_| Refusal::Malformed)?;
-            if is_own_origin(origin, https, host)? {
-                Ok(())
-            } else {
-                Err(Refusal::OtherOrigin)
-            }
+            own_origin(origin, https, host)
         }
     }
 }
@@ -104,9 +105,19 @@ pub fn check(
     expected: &str,
     given: &str,
 ) -> Result<(), GateError> {
-    if let Err(why) = check_source(headers, https, host) {
-        tracing::debug!(?why, "form post refused: not from this site");
-        return Err(GateError::Csrf);
+    match check_source(headers, https, host) {
+        Ok(()) => {}
+        Err(Refusal::OtherScheme) => {
+            tracing::info!(
+                https,
+                "form post refused: its Origin has the other scheme; if a TLS proxy is in front, list it in server.trusted_proxies"
+            );
+            return Err(GateError::Csrf);
+        }
+        Err(why) => {
+            tracing::debug!(?why, "form post refused: not from this site");
+            return Err(GateError::Csrf);
+        }
     }
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
@@ -130,7 +141,7 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u
 /// port]`, nothing else) is this request's own: same scheme, same host
 /// (ASCII case-insensitive), same port, where no port means the scheme's
 /// default.
-fn is_own_origin(origin: &str, https: bool, host: &str) -> Result<bool, Refusal> {
+fn own_origin(origin: &str, https: bool, host: &str) -> Result<(), Refusal> {
     let uri: Uri = origin.parse().map_err(|_| Refusal::Malformed)?;
     let (Some(scheme), Some(theirs)) = (uri.scheme_str(), uri.authority()) else {
         return Err(Refusal::Malformed);
@@ -141,12 +152,18 @@ fn is_own_origin(origin: &str, https: bool, host: &str) -> Result<bool, Refusal>
         return Err(Refusal::Malformed);
     }
     let ours: Authority = host.parse().map_err(|_| Refusal::Malformed)?;
+    if !theirs.host().eq_ignore_ascii_case(ours.host()) {
+        return Err(Refusal::OtherOrigin);
+    }
     let own_scheme = if https { "https" } else { "http" };
-    let default_port = |scheme: &str| if scheme == "https" { 443 } else { 80 };
-    Ok(scheme.eq_ignore_ascii_case(own_scheme)
-        && theirs.host().eq_ignore_ascii_case(ours.host())
-        && theirs.port_u16().unwrap_or(default_port(own_scheme))
-            == ours.port_u16().unwrap_or(default_port(own_scheme)))
+    if !scheme.eq_ignore_ascii_case(own_scheme) {
+        return Err(Refusal::OtherScheme);
+    }
+    let default_port = if https { 443 } else { 80 };
+    if theirs.port_u16().unwrap_or(default_port) != ours.port_u16().unwrap_or(default_port) {
+        return Err(Refusal::OtherOrigin);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -206,8 +223,9 @@ mod tests {
         case("no metadata, IPv6 loopback", None, Some("http://[::1]:8000"), false, "[::1]:8000", OK),
         case("no metadata, other port", None, Some("http://127.0.0.1:9000"), false, "127.0.0.1:8000", Err(OtherOrigin)),
         case("no metadata, port against none", None, Some("https://gate.example.com:8443"), true, H, Err(OtherOrigin)),
-        case("no metadata, plain HTTP page posting to HTTPS", None, Some("http://gate.example.com"), true, H, Err(OtherOrigin)),
-        case("no metadata, HTTPS origin to a plain HTTP gateway", None, Some("https://gate.example.com"), false, H, Err(OtherOrigin)),
+        case("no metadata, plain HTTP page posting to HTTPS", None, Some("http://gate.example.com"), true, H, Err(OtherScheme)),
+        case("no metadata, HTTPS origin to a plain HTTP gateway", None, Some("https://gate.example.com"), false, H, Err(OtherScheme)),
+        case("no metadata, a scheme no origin of ours has", None, Some("ftp://gate.example.com"), true, H, Err(OtherScheme)),
         case("no metadata, another site", None, Some("https://evil.example"), true, H, Err(OtherOrigin)),
         case("no metadata, our host as a suffix", None, Some("https://gate.example.com.evil.example"), true, H, Err(OtherOrigin)),
         case("no metadata, our host as a prefix", None, Some("https://evil.gate.example.com"), true, H, Err(OtherOrigin)),
