@@ -35,7 +35,7 @@ enum Command {
     CheckConfig,
     /// Start a small built-in "legacy app" and the gateway in front of it,
     /// with the sandbox SMS provider, and print the URLs to open.
-    Demo,
+    Demo(crate::demo::Ports),
     /// Show the gate's decision for one request, step by step, against the
     /// live app: which app, bypass, the session cookie (name only), the
     /// who-am-I answer, what the rules concluded, and warnings for likely
@@ -68,7 +68,7 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
-        Some(Command::Demo) => runtime().block_on(crate::demo::run(&cli.config)),
+        Some(Command::Demo(ports)) => runtime().block_on(crate::demo::run(&cli.config, ports)),
         Some(Command::Explain { url, cookies }) => runtime().block_on(async {
             match load(&cli.config) {
                 Ok(settings) => crate::explain::run(settings, &url, &cookies).await,
@@ -133,10 +133,20 @@ async fn run(path: &Path) -> ExitCode {
 
 /// Binds and serves until a signal; start-up errors go to stderr.
 pub async fn serve(settings: config::Settings) -> ExitCode {
+    serve_then(settings, |_| {}).await
+}
+
+/// As [`serve`], telling `bound` where the gateway listens once it does
+/// (port 0 in the settings picks a free port).
+pub async fn serve_then(
+    settings: config::Settings,
+    bound: impl FnOnce(std::net::SocketAddr),
+) -> ExitCode {
     // Listening before anything is opened: SIGHUP's default action would end the process.
     let hangups = hangups();
     match Gateway::bind(settings).await {
         Ok(gateway) => {
+            bound(gateway.local_addr());
             reopen_on(hangups, gateway.state().audit.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS

@@ -29,7 +29,35 @@ const USERS: [(&str, &str, &str); 2] = [
     ("bob", "builder", "+4915112345678"),
 ];
 
-pub async fn run(config_path: &Path) -> ExitCode {
+/// Where the demo listens, instead of what the configuration says; port 0
+/// lets the system pick a free port (the printed URLs say which).
+#[derive(clap::Args, Debug, Default)]
+pub struct Ports {
+    /// The gateway's address (instead of `server.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The demo app's address (instead of the first app's `upstream`).
+    #[arg(long, value_name = "ADDR")]
+    pub app_listen: Option<SocketAddr>,
+    /// The admin API's address (instead of `[admin] listen`); "off" turns it off.
+    #[arg(long, value_name = "ADDR|off", value_parser = admin_listen)]
+    pub admin_listen: Option<AdminListen>,
+}
+
+/// `--admin-listen`: an address, or off.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminListen(Option<SocketAddr>);
+
+fn admin_listen(text: &str) -> Result<AdminListen, String> {
+    if text == "off" {
+        return Ok(AdminListen(None));
+    }
+    text.parse()
+        .map(|a| AdminListen(Some(a)))
+        .map_err(|e| format!("{e}: give IP:PORT or \"off\""))
+}
+
+pub async fn run(config_path: &Path, ports: Ports) -> ExitCode {
     let loaded = if config_path.exists() {
         config::load(config_path)
     } else {
@@ -44,15 +72,18 @@ pub async fn run(config_path: &Path) -> ExitCode {
     };
     // The demo never sends real messages, whatever the file says.
     settings.sms.providers = vec![ProviderSettings::Sandbox];
+    if let Some(listen) = ports.listen {
+        settings.server.listen = listen;
+    }
+    if let Some(AdminListen(admin)) = ports.admin_listen {
+        settings.admin.listen = admin;
+    }
     let upstream = settings.apps[0].upstream.authority.as_str().to_string();
-    let app_addr: SocketAddr = match upstream.parse() {
-        Ok(a) => a,
-        Err(_) => {
-            eprintln!(
-                "demo: the first app's upstream {upstream:?} must be an IP address and port on this machine"
-            );
-            return ExitCode::from(2);
-        }
+    let Some(app_addr) = ports.app_listen.or_else(|| upstream.parse().ok()) else {
+        eprintln!(
+            "demo: the first app's upstream {upstream:?} must be an IP address and port on this machine"
+        );
+        return ExitCode::from(2);
     };
     let listener = match TcpListener::bind(app_addr).await {
         Ok(l) => l,
@@ -61,17 +92,27 @@ pub async fn run(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // With port 0 only the bound listener knows the port the gateway must use.
+    let app_addr = listener.local_addr().unwrap_or(app_addr);
+    settings.apps[0].upstream.authority = match app_addr.to_string().parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("demo: {app_addr} is not usable as an upstream: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tokio::spawn(serve_legacy_app(listener));
-    let gate = settings.server.listen;
-    println!();
-    println!("  otpgate demo");
-    println!("  The legacy app (no second factor):  http://{app_addr}/");
-    println!("  The same app behind otpgate:        http://{gate}/");
-    println!("  Log in as alice / wonderland or bob / builder.");
-    println!("  The sandbox phone (codes appear here): http://{gate}/.otpgate/sandbox");
-    println!("  Stop with Ctrl-C.");
-    println!();
-    crate::cli::serve(settings).await
+    crate::cli::serve_then(settings, |gate| {
+        println!();
+        println!("  otpgate demo");
+        println!("  The legacy app (no second factor):  http://{app_addr}/");
+        println!("  The same app behind otpgate:        http://{gate}/");
+        println!("  Log in as alice / wonderland or bob / builder.");
+        println!("  The sandbox phone (codes appear here): http://{gate}/.otpgate/sandbox");
+        println!("  Stop with Ctrl-C.");
+        println!();
+    })
+    .await
 }
 
 type Sessions = Arc<Mutex<HashMap<String, &'static str>>>;

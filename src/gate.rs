@@ -34,7 +34,7 @@ pub struct Conn {
 
 /// The gateway's service function: never fails; errors become pages.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    let wants_html = is_navigation(&req);
+    let page = wants_error_page(&req).then(|| routes::error_back(state.text, req.uri()));
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
@@ -52,7 +52,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             } else {
                 tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused");
             }
-            let mut res = pages::error(state.text, &err, wants_html);
+            let mut res = pages::error(state.text, &err, page.as_ref());
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
             // stalled body must not be read as the next request. HTTP/2
             // has no Connection field (RFC 9113 §8.2.2): the stream ends.
@@ -191,23 +191,51 @@ async fn pass(
     Ok(res)
 }
 
+// Looked up by `HeaderName`: a `&str` name is parsed on every lookup.
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+
+/// Whether any value of the field contains `needle`, ignoring ASCII case.
+fn header_has<B>(req: &Request<B>, name: &HeaderName, needle: &[u8]) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    })
+}
+
 /// A browser navigation: GET/HEAD that says so (`Sec-Fetch-Mode: navigate`)
 /// or that accepts HTML.
 pub fn is_navigation<B>(req: &Request<B>) -> bool {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return false;
     }
-    // Looked up by `HeaderName`: a `&str` name is parsed on every lookup.
-    const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
-    let h = req.headers();
-    let header_has = |name: &HeaderName, needle: &[u8]| {
-        h.get_all(name).iter().any(|v| {
-            v.as_bytes()
-                .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle))
-        })
-    };
-    header_has(&SEC_FETCH_MODE, b"navigate") || header_has(&ACCEPT, b"text/html")
+    header_has(req, &SEC_FETCH_MODE, b"navigate") || header_has(req, &ACCEPT, b"text/html")
+}
+
+/// Whether an error is shown to a person as a document, so it is answered
+/// with a page rather than JSON. Only the error's form: what happens to a
+/// request (a 401 rather than a redirect for a POST) is decided elsewhere.
+/// - GET and HEAD: [`is_navigation`].
+/// - Anything else (a form post): a script asks for JSON (`Accept:
+///   application/json`, `X-Requested-With`), and fetch and XHR run in a
+///   Fetch mode other than `navigate` (`cors`, `same-origin`, `no-cors`).
+///   A form post is a navigation (Fetch Metadata: `Sec-Fetch-Mode:
+///   navigate`, `Sec-Fetch-Dest: document`); browsers that send no Fetch
+///   Metadata (plain HTTP, older ones) still ask for HTML in `Accept`.
+pub fn wants_error_page<B>(req: &Request<B>) -> bool {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return is_navigation(req);
+    }
+    if header_has(req, &ACCEPT, b"application/json") || req.headers().contains_key(X_REQUESTED_WITH)
+    {
+        return false;
+    }
+    if req.headers().contains_key(SEC_FETCH_MODE) {
+        return header_has(req, &SEC_FETCH_MODE, b"navigate");
+    }
+    header_has(req, &SEC_FETCH_DEST, b"document") || header_has(req, &ACCEPT, b"text/html")
 }
 
 /// Logged in, no second factor yet: browsers are sent to the code page;
@@ -237,4 +265,47 @@ fn second_factor_required<B>(req: &Request<B>) -> Response<Body> {
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the request is, its method, its fields, and whether an error is a page.
+    type Row = (
+        &'static str,
+        Method,
+        &'static [(&'static str, &'static str)],
+        bool,
+    );
+
+    #[test]
+    fn errors_are_pages_for_documents_and_json_for_scripts() {
+        #[rustfmt::skip]
+        let table: &[Row] = &[
+            ("a Chromium form post", Method::POST, &[("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document"), ("accept", "text/html,application/xhtml+xml,*/*;q=0.8")], true),
+            ("a form post without Fetch Metadata", Method::POST, &[("accept", "text/html,*/*;q=0.8")], true),
+            ("a document post that says only its destination", Method::POST, &[("sec-fetch-dest", "document")], true),
+            ("fetch()", Method::POST, &[("sec-fetch-mode", "cors"), ("sec-fetch-dest", "empty"), ("accept", "*/*")], false),
+            ("fetch() asking for HTML", Method::POST, &[("sec-fetch-mode", "cors"), ("accept", "text/html")], false),
+            ("a same-origin-mode fetch", Method::POST, &[("sec-fetch-mode", "same-origin")], false),
+            ("a script asking for JSON", Method::POST, &[("accept", "application/json")], false),
+            ("a navigation asking for JSON", Method::POST, &[("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document"), ("accept", "application/json")], false),
+            ("jQuery's XHR", Method::POST, &[("x-requested-with", "XMLHttpRequest"), ("accept", "text/html")], false),
+            ("an API client", Method::POST, &[], false),
+            ("a PUT from a script", Method::PUT, &[("accept", "*/*")], false),
+            ("a GET navigation", Method::GET, &[("sec-fetch-mode", "navigate")], true),
+            ("a GET that accepts HTML", Method::GET, &[("accept", "text/html")], true),
+            ("a GET from fetch()", Method::GET, &[("sec-fetch-mode", "cors"), ("accept", "*/*")], false),
+            ("a HEAD navigation", Method::HEAD, &[("sec-fetch-mode", "navigate")], true),
+        ];
+        for (what, method, fields, page) in table {
+            let mut req = Request::builder().method(method.clone()).uri("/x");
+            for (name, value) in *fields {
+                req = req.header(*name, *value);
+            }
+            let req = req.body(()).unwrap();
+            assert_eq!(wants_error_page(&req), *page, "{what}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod cookies;
 pub mod credentials;
+pub mod csrf;
 pub mod delivery;
 pub mod demo;
 pub mod error;

@@ -53,6 +53,9 @@ pub struct VerifyPage<'a> {
     pub invalid: bool,
     pub csrf: &'a str,
     pub rd: &'a str,
+    /// The forms' addresses, `rd` in their query (see `routes::endpoint_url`).
+    pub verify_action: String,
+    pub resend_action: String,
     pub length: u32,
     /// Seconds until a resend is allowed.
     pub wait: u64,
@@ -78,6 +81,13 @@ pub struct MessagePage<'a> {
     pub title: &'a str,
     pub message: &'a str,
     pub back: &'a str,
+    pub back_label: &'a str,
+}
+
+/// Where an error page's one link leads, and what it says.
+pub struct Back {
+    pub href: String,
+    pub label: &'static str,
 }
 
 #[derive(Template)]
@@ -102,11 +112,12 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response<Body> {
     }
 }
 
-/// A gateway error as a page (for browsers) or as JSON (for everything else).
-pub fn error(t: &Text, err: &GateError, wants_html: bool) -> Response<Body> {
+/// A gateway error as a page with one way back (for a browser showing the
+/// answer as a document), or as JSON (for everything else).
+pub fn error(t: &Text, err: &GateError, page: Option<&Back>) -> Response<Body> {
     let status = err.status();
     let message = err.public_message();
-    if wants_html {
+    if let Some(back) = page {
         html(
             status,
             &MessagePage {
@@ -114,7 +125,8 @@ pub fn error(t: &Text, err: &GateError, wants_html: bool) -> Response<Body> {
                 app: None,
                 title: t.error_title,
                 message: &message,
-                back: "/",
+                back: &back.href,
+                back_label: back.label,
             },
         )
     } else {
@@ -151,7 +163,11 @@ fn with_headers(status: StatusCode, content_type: &'static str, body: String) ->
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`: links and forms to other sites get no Referer, so the
+    // `rd` path in the page's address stays here; our own form posts keep
+    // their real `Origin`. With `no-referrer` the Fetch standard ("append a
+    // request `Origin` header") makes every form post say `Origin: null`.
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     res
 }

@@ -4,7 +4,6 @@
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use subtle::ConstantTimeEq;
 
 use crate::audit::{Event, Subject};
 use crate::body::{Body, empty, full};
@@ -14,12 +13,13 @@ use crate::error::GateError;
 use crate::headers::ClientView;
 use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
-use crate::pages::{self, Alternative, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::pages::{self, Alternative, Back, MessagePage, Notice, SandboxPage, VerifyPage};
 use crate::phone::Number;
 use crate::send::{self, Outcome};
 use crate::standing::{self, Standing};
 use crate::state::{App, State};
-use crate::{cookies, factor, redirect, sms};
+use crate::text::Text;
+use crate::{cookies, csrf, factor, redirect, sms};
 
 pub const PREFIX: &str = "/.otpgate/";
 /// Largest form body accepted by the gateway's endpoints.
@@ -27,8 +27,32 @@ const MAX_FORM: usize = 8 * 1024;
 
 /// The code page's address, coming back to `target` afterwards.
 pub fn verify_url(target: &str) -> String {
+    endpoint_url("verify", target)
+}
+
+/// One of our endpoints with `rd` in the query. The forms post there and
+/// carry `rd` in the body too (the body's is the one used): a post refused
+/// before its body is read (too large, not a form) can still link back to
+/// the same code page.
+fn endpoint_url(endpoint: &str, target: &str) -> String {
     let rd: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    format!("{PREFIX}verify?rd={rd}")
+    format!("{PREFIX}{endpoint}?rd={rd}")
+}
+
+/// The one link of an error page answering a request for `uri`: for our
+/// own endpoints the code page, going on to the same `rd`; else the site.
+pub fn error_back(t: &'static Text, uri: &http::Uri) -> Back {
+    if !uri.path().starts_with(PREFIX) {
+        return Back {
+            href: "/".into(),
+            label: t.back,
+        };
+    }
+    let rd = query_param(uri.query().unwrap_or(""), "rd").unwrap_or_default();
+    Back {
+        href: verify_url(redirect::sanitize(&rd)),
+        label: t.back_to_code,
+    }
 }
 
 pub async fn serve(
@@ -185,6 +209,8 @@ impl PageCtx<'_> {
             invalid,
             csrf: &self.csrf,
             rd: self.rd,
+            verify_action: verify_url(self.rd),
+            resend_action: endpoint_url("resend", self.rd),
             length: self.state.otp.length(),
             wait,
             delivery: view
@@ -327,7 +353,9 @@ async fn posted(
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(Posted::Done(see_other(&rd))),
         Visitor::User(u) => u,
     };
-    check_csrf(state, app, view, &req, &user, &form)?;
+    let expected = csrf::token(state, app, &user.session);
+    let given = form.get("csrf").map_or("", String::as_str);
+    csrf::check(req.headers(), view.https, &view.host, &expected, given)?;
     Ok(Posted::By(Box::new(Post {
         req,
         form,
@@ -532,7 +560,7 @@ fn page_ctx<'a>(
     PageCtx {
         state,
         app,
-        csrf: csrf_token(state, app, &user.session),
+        csrf: csrf::token(state, app, &user.session),
         rd,
         masked: number.masked(),
         number_id: state.number_id(number),
@@ -565,6 +593,7 @@ fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Respon
                 title: t.title,
                 message: t.country_refused,
                 back: "/",
+                back_label: t.back,
             },
         ),
         Outcome::Limited(l) => page.limited(l),
@@ -595,51 +624,9 @@ fn no_phone(state: &State, app: &App) -> Response<Body> {
         title: t.title,
         message: t.no_phone,
         back: "/",
+        back_label: t.back,
     };
     pages::html(StatusCode::CONFLICT, &page)
-}
-
-/// A token bound to the app session (a synchronizer token without server
-/// state: only a page of this session can know it).
-fn csrf_token(state: &State, app: &App, session: &[u8; 32]) -> String {
-    use base64::Engine;
-    let mac = state
-        .keys
-        .csrf
-        .of(&[&(app.index as u64).to_be_bytes(), session]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..24])
-}
-
-/// Refuses cross-site form posts: the token must match, and where the
-/// browser says where the form came from (`Sec-Fetch-Site`, `Origin`) it
-/// must be this site.
-fn check_csrf<B>(
-    state: &State,
-    app: &App,
-    view: &ClientView,
-    req: &Request<B>,
-    user: &User,
-    form: &Form,
-) -> Result<(), GateError> {
-    let h = req.headers();
-    if h.get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-    {
-        return Err(GateError::Csrf);
-    }
-    if let Some(origin) = h.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if !origin_host.eq_ignore_ascii_case(&view.host) {
-            return Err(GateError::Csrf);
-        }
-    }
-    let expected = csrf_token(state, app, &user.session);
-    let given = form.get("csrf").map_or("", String::as_str);
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(GateError::Csrf)
-    }
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
