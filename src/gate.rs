@@ -168,7 +168,16 @@ async fn pass(
         || app.is_login_path(req.uri().path());
     let server = &state.settings.server;
     let timeouts = (server.upstream_timeout, server.body_read_timeout);
-    let mut res = proxy::forward(state.client(view.worker), timeouts, app, view, req, user).await?;
+    let mut res = proxy::forward(
+        state.client(view.worker),
+        &state.tunnels,
+        timeouts,
+        app,
+        view,
+        req,
+        user,
+    )
+    .await?;
     if let Some(session) = &creds.session
         && (may_log_in || res.headers().contains_key(SET_COOKIE))
     {

@@ -35,6 +35,7 @@ pub fn client(connect_timeout: Duration) -> UpstreamClient {
 /// `X-Otpgate-User` when the second factor is proven.
 pub async fn forward(
     client: &UpstreamClient,
+    tunnels: &Tunnels,
     (timeout, body_idle): (Duration, Duration),
     app: &App,
     view: &ClientView,
@@ -95,21 +96,66 @@ pub async fn forward(
         })?;
 
     if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut res);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
-            let (parts, _) = res.into_parts();
-            return Ok(Response::from_parts(parts, body::empty()));
+        let (Some(client_upgrade), Some(asked)) = (client_upgrade, &upgrade) else {
+            return Err(GateError::BadUpstream(
+                "it switched protocols without being asked".into(),
+            ));
+        };
+        // RFC 9110 §7.8: a 101 names the protocol it switched to, which must
+        // be the one asked for; the client would otherwise speak one
+        // protocol to an app speaking another.
+        let switched = res.headers().get(http::header::UPGRADE);
+        if !switched.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(asked.as_bytes())) {
+            return Err(GateError::BadUpstream(
+                "it switched to another protocol than the one asked for".into(),
+            ));
         }
-        return Err(GateError::BadUpstream(
-            "it switched protocols without being asked".into(),
-        ));
+        let upstream_upgrade = hyper::upgrade::on(&mut res);
+        tunnels.spawn(tunnel(client_upgrade, upstream_upgrade));
+        let (parts, _) = res.into_parts();
+        return Ok(Response::from_parts(parts, body::empty()));
     }
     headers::remove_hop_by_hop(res.headers_mut());
     headers::remove_otpgate_headers(res.headers_mut());
     // An HTTP/1.0 upstream must not turn the client's connection into 1.0.
     *res.version_mut() = Version::HTTP_11;
     Ok(res.map(body::stream))
+}
+
+/// The open upgraded connections (WebSockets): part of graceful shutdown,
+/// which waits for them up to `shutdown_grace` and then closes them.
+#[derive(Default)]
+pub struct Tunnels {
+    tracker: tokio_util::task::TaskTracker,
+    close: tokio_util::sync::CancellationToken,
+}
+
+impl Tunnels {
+    fn spawn(&self, tunnel: impl Future<Output = ()> + Send + 'static) {
+        let close = self.close.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = tunnel => {}
+                () = close.cancelled() => tracing::debug!("tunnel closed at shutdown"),
+            }
+        });
+    }
+
+    /// Waits until every tunnel has ended or `deadline` passes; then closes
+    /// the ones still open.
+    pub async fn drain(&self, deadline: tokio::time::Instant) {
+        self.tracker.close();
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                open = self.tracker.len(),
+                "grace period over; closing upgraded connections"
+            );
+        }
+        self.close.cancel();
+    }
 }
 
 /// Copies bytes both ways between the upgraded client and upstream

@@ -290,10 +290,14 @@ impl Worker {
         if self.index == 0 {
             tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
         }
+        let deadline = tokio::time::Instant::now() + grace;
         tokio::select! {
             () = graceful.shutdown() => tracing::debug!(worker = self.index, "all connections closed"),
-            () = tokio::time::sleep(grace) => tracing::warn!(worker = self.index, "grace period over; closing remaining connections"),
+            () = tokio::time::sleep_until(deadline) => tracing::warn!(worker = self.index, "grace period over; closing remaining connections"),
         }
+        // Upgraded connections (WebSockets) left hyper's watch when they
+        // switched protocols: they get what is left of the same grace.
+        state.tunnels.drain(deadline).await;
     }
 }
 

@@ -143,6 +143,8 @@ pub struct State {
     pub deliveries: Deliveries,
     pub pumping: PumpingGuard,
     pub text: &'static Text,
+    /// Upgraded connections, drained at shutdown.
+    pub tunnels: proxy::Tunnels,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
 }
@@ -199,6 +201,7 @@ impl State {
             apps,
             settings,
             text: &EN,
+            tunnels: proxy::Tunnels::default(),
             audit: Audit::off(),
         })
     }
