@@ -72,14 +72,34 @@ pub async fn run(config_path: &Path, ports: Ports) -> ExitCode {
     };
     // The demo never sends real messages, whatever the file says.
     settings.sms.providers = vec![ProviderSettings::Sandbox];
-    if let Some(listen) = ports.listen {
-        settings.server.listen = listen;
-    }
-    if let Some(AdminListen(admin)) = ports.admin_listen {
-        settings.admin.listen = admin;
+    // Ports that are taken (a demo already running, another service) fall
+    // back to free ones; the printed URLs say which.
+    settings.server.listen = ports
+        .listen
+        .unwrap_or_else(|| free_or_any(settings.server.listen));
+    match ports.admin_listen {
+        Some(AdminListen(Some(addr))) => settings.admin.listen = Some(addr),
+        Some(AdminListen(None)) => {
+            settings.admin.listen = None;
+            settings.admin.socket = None;
+        }
+        None => {
+            if let Some(path) = &settings.admin.socket
+                && std::os::unix::net::UnixStream::connect(path).is_ok()
+            {
+                println!(
+                    "  (another otpgate answers on {}: this demo runs without the admin API)",
+                    path.display()
+                );
+                settings.admin.socket = None;
+            }
+        }
     }
     let upstream = settings.apps[0].upstream.authority.as_str().to_string();
-    let Some(app_addr) = ports.app_listen.or_else(|| upstream.parse().ok()) else {
+    let Some(app_addr) = ports
+        .app_listen
+        .or_else(|| upstream.parse().ok().map(free_or_any))
+    else {
         eprintln!(
             "demo: the first app's upstream {upstream:?} must be an IP address and port on this machine"
         );
@@ -113,6 +133,16 @@ pub async fn run(config_path: &Path, ports: Ports) -> ExitCode {
         println!();
     })
     .await
+}
+
+/// `addr` if nothing listens there now, else the same address with port 0
+/// (the system picks a free one). A look, not a reservation: whatever binds
+/// in between makes the real bind fail with a clear message.
+fn free_or_any(addr: SocketAddr) -> SocketAddr {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => addr,
+        Err(_) => SocketAddr::new(addr.ip(), 0),
+    }
 }
 
 type Sessions = Arc<Mutex<HashMap<String, &'static str>>>;

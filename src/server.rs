@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use crate::admin::listener::AdminListener;
 use crate::audit::{Audit, AuditError};
 use crate::config::{Settings, TlsFiles};
 use crate::gate::{self, Conn};
@@ -30,7 +31,6 @@ const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time an admin client has to send its request head.
-const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,6 +41,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Admin(#[from] crate::admin::listener::BindError),
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot build the SMS provider's HTTP client: {0}")]
@@ -56,8 +58,8 @@ pub struct Gateway {
     /// the kernel spreads connections over them), handed to their threads.
     more: Vec<std::net::TcpListener>,
     tls: Option<TlsAcceptor>,
-    /// The admin API's own listener (`[admin] listen`), if it is on.
-    admin: Option<TcpListener>,
+    /// The admin API's own listener (`[admin]`), if it is on.
+    admin: Option<AdminListener>,
 }
 
 impl Gateway {
@@ -81,14 +83,7 @@ impl Gateway {
             .map(|_| listen(bound, true).and_then(TcpListener::into_std))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| bind_err(bound, e))?;
-        let admin = match settings.admin.listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            ),
-            None => None,
-        };
+        let admin = AdminListener::bind(&settings.admin).await?;
         let mut state = State::new(settings, &secret)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
@@ -134,8 +129,9 @@ impl Gateway {
     }
 
     /// Where the admin API listens, if it is on.
+    /// The admin API's TCP address, when it listens on one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+        self.admin.as_ref().and_then(AdminListener::tcp_addr)
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -150,7 +146,6 @@ impl Gateway {
     /// and pingora do; measured in bench/ against one multi-thread runtime).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let addr = self.local_addr();
-        let admin_addr = self.admin_addr();
         let Gateway {
             state,
             listener,
@@ -160,8 +155,8 @@ impl Gateway {
         } = self;
         let tls = tls.map(Arc::new);
         tracing::info!(%addr, tls = tls.is_some(), workers = more.len() + 1, "otpgate listening");
-        if let Some(admin_addr) = admin_addr {
-            tracing::info!(%admin_addr, "admin API listening");
+        if let Some(admin) = &admin {
+            tracing::info!(admin = %admin.describe(), "admin API listening");
         }
         // Dropping the sender (this future cancelled) stops the workers too.
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -250,7 +245,7 @@ impl Worker {
     async fn accept(
         self,
         listener: TcpListener,
-        admin: Option<TcpListener>,
+        admin: Option<AdminListener>,
         stop: impl Future<Output = ()>,
     ) {
         let state = &self.state;
@@ -274,13 +269,7 @@ impl Worker {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                Some((stream, peer)) = accept_admin(admin.as_ref()) => {
-                    let watcher = graceful.watcher();
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        serve_admin(state, stream, peer, watcher).await;
-                    });
-                }
+                () = accept_admin(admin.as_ref(), state, &graceful) => {}
                 () = &mut stop => break,
             }
         }
@@ -389,41 +378,16 @@ async fn serve_connection(
     }
 }
 
-/// The next admin connection; never completes when the admin API is off,
-/// and yields nothing on a failed accept (the loop just tries again).
-async fn accept_admin(admin: Option<&TcpListener>) -> Option<(TcpStream, SocketAddr)> {
-    let Some(listener) = admin else {
-        return std::future::pending().await;
-    };
-    match listener.accept().await {
-        Ok(conn) => Some(conn),
-        Err(e) => {
-            tracing::warn!(error = %e, "admin accept failed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
-    }
-}
-
-/// One admin connection: plain HTTP/1.1, the same slowloris timeout as the
-/// public side, and the admin API's own service (never the gate).
-async fn serve_admin(
-    state: Arc<State>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    watcher: hyper_util::server::graceful::Watcher,
+/// Accepts and serves one admin connection; never completes when the
+/// admin API is off.
+async fn accept_admin(
+    admin: Option<&AdminListener>,
+    state: &Arc<State>,
+    graceful: &GracefulShutdown,
 ) {
-    let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::admin::handle(&state, req).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(ADMIN_HEADER_TIMEOUT)
-        .max_buf_size(MAX_HEAD)
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+    match admin {
+        Some(admin) => admin.accept_and_serve(state, graceful.watcher()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -499,12 +499,28 @@ fn an_admin_address_that_is_the_public_one_is_refused() {
 }
 
 #[test]
-fn the_admin_api_is_on_loopback_by_default_and_an_empty_address_turns_it_off() {
-    let s = otpgate::config::parse(GOOD, "gw.toml", Path::new(".")).expect("valid");
-    assert_eq!(s.admin.listen, Some("127.0.0.1:9090".parse().unwrap()));
+fn the_admin_api_is_on_a_unix_socket_by_default_and_an_empty_address_turns_it_off() {
+    let s = otpgate::config::parse(GOOD, "gw.toml", Path::new("/etc/otpgate")).expect("valid");
+    assert_eq!(s.admin.listen, None, "no TCP port unless asked for");
+    let port = s.server.listen.port();
+    assert_eq!(
+        s.admin.socket,
+        Some(format!("/etc/otpgate/otpgate-admin-{port}.sock").into()),
+        "next to the configuration, named after the public port"
+    );
     let off = with_tables("[admin]\nlisten = \"\"\n");
     let s = otpgate::config::parse(&off, "gw.toml", Path::new(".")).expect("valid");
     assert_eq!(s.admin.listen, None);
+    assert_eq!(s.admin.socket, None);
+    let off = with_tables("[admin]\nsocket = \"\"\n");
+    let s = otpgate::config::parse(&off, "gw.toml", Path::new(".")).expect("valid");
+    assert_eq!(s.admin.socket, None);
+}
+
+#[test]
+fn an_admin_socket_and_an_admin_address_together_are_refused() {
+    let text = with_tables("[admin]\nsocket = \"a.sock\"\nlisten = \"127.0.0.1:9091\"\n");
+    assert_rejected_at(&text, "a.sock", "admin.socket", &["not both"]);
 }
 
 #[test]

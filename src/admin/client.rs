@@ -28,43 +28,48 @@ pub enum AdminCommand {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "the admin API is turned off ([admin] listen = \"\"); set [admin] listen and restart otpgate"
+        "the admin API is turned off ([admin] socket = \"\" or listen = \"\"); remove that line (or set a socket or address) and restart otpgate"
     )]
     Off,
     #[error("{0}; run `otpgate admin` as the user otpgate runs as")]
     Secret(#[from] SecretError),
     #[error(
-        "otpgate is not running, or its admin API is not at {addr} ({source}); start it, or check [admin] listen in the configuration"
+        "otpgate is not running, or its admin API is not at {at} ({source}); start it, or check [admin] in the configuration"
     )]
-    NotRunning {
-        addr: SocketAddr,
-        source: reqwest::Error,
-    },
+    NotRunning { at: String, source: reqwest::Error },
     #[error("the gateway refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
-    #[error("the admin API at {addr} answered in a way this otpgate does not understand: {source}")]
-    Unreadable {
-        addr: SocketAddr,
-        source: reqwest::Error,
-    },
+    #[error("the admin API at {at} answered in a way this otpgate does not understand: {source}")]
+    Unreadable { at: String, source: reqwest::Error },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
 }
 
 /// Runs one admin command; the text to print on success.
 pub async fn run(settings: &Settings, command: &AdminCommand) -> Result<String, ClientError> {
-    let listen = settings.admin.listen.ok_or(ClientError::Off)?;
-    let addr = reachable(listen);
+    let builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    let (base, at, builder) = match (&settings.admin.socket, settings.admin.listen) {
+        (_, Some(listen)) => {
+            let addr = reachable(listen);
+            (format!("http://{addr}"), addr.to_string(), builder)
+        }
+        // Over the socket the host name is only what the Host field says.
+        (Some(path), None) => (
+            "http://localhost".to_string(),
+            format!("unix:{}", path.display()),
+            builder.unix_socket(path.as_path()),
+        ),
+        (None, None) => return Err(ClientError::Off),
+    };
     let secret = keys::load(&settings.server.secret_file)?;
     let api = Api {
-        addr,
+        base,
+        at,
         token: Keys::derive(&secret).admin_token(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(ClientError::Client)?,
+        http: builder.build().map_err(ClientError::Client)?,
     };
     match command {
         AdminCommand::Locks => {
@@ -126,7 +131,10 @@ pub async fn run(settings: &Settings, command: &AdminCommand) -> Result<String, 
 }
 
 struct Api {
-    addr: SocketAddr,
+    /// The scheme and authority every path is appended to.
+    base: String,
+    /// Where that is, for messages.
+    at: String,
     token: String,
     http: reqwest::Client,
 }
@@ -143,19 +151,19 @@ impl Api {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let addr = self.addr;
+        let at = || self.at.clone();
         let req = req.bearer_auth(&self.token);
         let res = req
             .send()
             .await
-            .map_err(|source| ClientError::NotRunning { addr, source })?;
+            .map_err(|source| ClientError::NotRunning { at: at(), source })?;
         let status = res.status();
         if !status.is_success() {
             let message = res
@@ -171,7 +179,7 @@ impl Api {
         }
         res.json()
             .await
-            .map_err(|source| ClientError::Unreadable { addr, source })
+            .map_err(|source| ClientError::Unreadable { at: at(), source })
     }
 }
 

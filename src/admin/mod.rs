@@ -6,6 +6,7 @@
 //! `client` is the other end, used by `otpgate admin`.
 
 pub mod client;
+pub mod listener;
 
 use std::borrow::Cow;
 

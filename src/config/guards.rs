@@ -12,20 +12,45 @@ use crate::phone;
 
 impl Ctx<'_> {
     pub(super) fn admin(&self, a: &RawAdmin, server: &ServerSettings) -> Result<AdminSettings> {
+        let off = AdminSettings {
+            socket: None,
+            listen: None,
+        };
         let Some(v) = &a.listen else {
+            let socket = match &a.socket {
+                None => self.path(&AdminSettings::default_socket(server.listen.port())),
+                Some(s) if s.get_ref().trim().is_empty() => return Ok(off),
+                Some(s) => self.path(s.get_ref().trim()),
+            };
+            // sockaddr_un holds 108 bytes with the terminating NUL (unix(7)).
+            if socket.as_os_str().len() > 107 {
+                let key = "admin.socket";
+                let message = format!(
+                    "the socket path {} is longer than the 107 bytes a Unix socket address holds; give a shorter path, e.g. \"/run/otpgate/admin.sock\"",
+                    socket.display()
+                );
+                return Err(match &a.socket {
+                    Some(s) => self.at(s, key, message),
+                    None => self.err(None, key, message),
+                });
+            }
             return Ok(AdminSettings {
-                listen: Some(AdminSettings::DEFAULT_LISTEN),
+                socket: Some(socket),
+                listen: None,
             });
         };
+        if let Some(s) = &a.socket {
+            return Err(self.at(s, "admin.socket", "set either socket (a Unix socket, the default) or listen (a TCP address), not both"));
+        }
         let text = v.get_ref().trim();
         if text.is_empty() {
-            return Ok(AdminSettings { listen: None });
+            return Ok(off);
         }
         let addr: SocketAddr = text.parse().map_err(|_| {
             self.at(
                 v,
                 "admin.listen",
-                "not an address; write host and port, e.g. \"127.0.0.1:9090\", or \"\" to turn the admin API off",
+                "not an address; write host and port, e.g. \"127.0.0.1:9091\", leave listen out to use the Unix socket, or write \"\" to turn the admin API off",
             )
         })?;
         // The token keeps strangers out, but an admin API that is not
@@ -34,17 +59,20 @@ impl Ctx<'_> {
             return Err(self.at(
                 v,
                 "admin.listen",
-                format!("{addr} is not a loopback address; use \"127.0.0.1:9090\", or set allow_non_loopback = true if the admin API must be reachable from other machines"),
+                format!("{addr} is not a loopback address; use a loopback address such as \"127.0.0.1:9091\" (or leave listen out: the default is a Unix socket), or set allow_non_loopback = true if the admin API must be reachable from other machines"),
             ));
         }
         if clashes(addr, server.listen) {
             return Err(self.at(
                 v,
                 "admin.listen",
-                format!("{addr} is where server.listen serves the public gateway; give the admin API a port of its own, e.g. \"127.0.0.1:9090\""),
+                format!("{addr} is where server.listen serves the public gateway; give the admin API a port of its own, or leave listen out to use the Unix socket"),
             ));
         }
-        Ok(AdminSettings { listen: Some(addr) })
+        Ok(AdminSettings {
+            socket: None,
+            listen: Some(addr),
+        })
     }
 
     pub(super) fn pumping(&self, p: &RawPumping) -> Result<PumpingSettings> {

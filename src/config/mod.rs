@@ -80,13 +80,20 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
-    /// Where the admin API listens; `None` when `listen = ""` turns it off.
+    /// The Unix socket it listens on (the default, next to the
+    /// configuration); `None` when it listens on TCP or is off.
+    pub socket: Option<PathBuf>,
+    /// The TCP address it listens on instead, when `listen` is set.
     pub listen: Option<SocketAddr>,
 }
 
 impl AdminSettings {
-    pub const DEFAULT_LISTEN: SocketAddr =
-        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+    /// The socket's file name, relative to the configuration file: named
+    /// after the public port, so that gateways whose configurations share a
+    /// folder (one per app) get one each.
+    pub fn default_socket(listen_port: u16) -> String {
+        format!("otpgate-admin-{listen_port}.sock")
+    }
 }
 
 /// What the OTP-pumping guard does when a rule trips.

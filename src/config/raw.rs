@@ -31,6 +31,7 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
+    pub socket: Option<S<String>>,
     pub listen: Option<S<String>>,
     pub allow_non_loopback: Option<bool>,
 }
