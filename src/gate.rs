@@ -12,10 +12,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{Body, empty};
-use crate::credentials::{self, Credentials, Memo};
+use crate::credentials::{Credentials, Memo};
+use crate::decision::{self, Decided, Decision};
 use crate::error::GateError;
 use crate::headers::{self, ClientView};
-use crate::standing::{self, Standing};
 use crate::state::{App, State};
 use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 
@@ -70,68 +70,25 @@ async fn gate(
     conn: &Conn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
-    // A reverse proxy opens no tunnels (RFC 9110 §9.3.6).
-    if req.method() == Method::CONNECT {
-        return Err(GateError::MethodNotAllowed);
-    }
-    // RFC 9112 §3.2: more than one Host field is an error; the app might read
-    // another one than the gate did.
-    if req
-        .headers()
-        .get_all(http::header::HOST)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
-        return Err(GateError::BadRequest(
-            "the request has more than one Host field",
-        ));
-    }
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
-    let mut view = ClientView::new(
-        req.headers(),
-        req.uri().authority().map(|a| a.as_str()),
-        &conn.forwarded_peer,
-        conn.tls,
-        &state.settings.server.trusted_proxies,
-    );
-    view.worker = conn.worker;
-    if view.host.is_empty() {
-        return Err(GateError::MissingHost);
-    }
-    // Providers call from outside any app's host name.
-    if req.uri().path().starts_with(webhook::PREFIX) {
-        return webhook::serve(state, req).await;
-    }
-    let app = state
-        .app_for(headers::host_without_port(&view.host))
-        .ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
-
-    if req.uri().path().starts_with(routes::PREFIX) {
-        return routes::serve(state, app, &view, req).await;
-    }
-    let creds = credentials::read(state, app, &req, Some(&conn.memo));
-    if let Some(name) = &creds.suspicious {
-        app.note_suspicious_cookie(name, &view);
-    }
-    if app.bypasses(req.uri().path()) {
-        // The login form is usually a bypass path: the response is watched
-        // for logins all the same.
-        return pass(state, app, &view, req, &creds, None).await;
-    }
-    match standing::of(state, app, &creds, &view).await? {
-        // No app session, or nobody logged in on it: the app decides (and
-        // shows its login).
-        Standing::NoSession | Standing::Anonymous(_) => {
-            pass(state, app, &view, req, &creds, None).await
-        }
-        Standing::Proven(_) => {
-            let user = creds.user.as_deref();
+    let facts = (&conn.forwarded_peer, conn.tls, conn.worker);
+    let Decided { decision, view } =
+        decision::decide(state, state, facts, Some(&conn.memo), &req).await?;
+    match decision {
+        Decision::Webhook => webhook::serve(state, req).await,
+        Decision::Own(app) => routes::serve(state, app, &view, req).await,
+        Decision::Pass { app, creds, proven } => {
+            let user = if proven { creds.user.as_deref() } else { None };
             pass(state, app, &view, req, &creds, user).await
         }
-        Standing::Unproven { stale_proof, .. } => {
-            let mut res = second_factor_required(&req);
+        Decision::SecondFactor {
+            navigation,
+            verify_url,
+            stale_proof,
+            ..
+        } => {
+            let mut res = second_factor_required(navigation, &verify_url);
             if stale_proof {
                 // The proof names someone else than the session's user now.
                 let removal = factor::removal(factor::COOKIE_NAME, view.https);
@@ -250,13 +207,11 @@ pub fn wants_error_page<B>(req: &Request<B>) -> bool {
 /// Logged in, no second factor yet: browsers are sent to the code page;
 /// anything else (XHR, POST, API clients) gets a 401 it can act on, so no
 /// request body is ever silently dropped by a redirect.
-fn second_factor_required<B>(req: &Request<B>) -> Response<Body> {
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let verify_url = routes::verify_url(target);
-    let mut res = if is_navigation(req) {
+fn second_factor_required(navigation: bool, verify_url: &str) -> Response<Body> {
+    let mut res = if navigation {
         let mut res = Response::new(empty());
         *res.status_mut() = StatusCode::SEE_OTHER;
-        if let Ok(v) = HeaderValue::from_str(&verify_url) {
+        if let Ok(v) = HeaderValue::from_str(verify_url) {
             res.headers_mut().insert(LOCATION, v);
         }
         res

@@ -14,6 +14,7 @@ pub mod config;
 pub mod cookies;
 pub mod credentials;
 pub mod csrf;
+pub mod decision;
 pub mod delivery;
 pub mod demo;
 pub mod error;

@@ -7,16 +7,16 @@
 //! login (session fixation, common in old PHP and Java apps) can put another
 //! user on the same session. So a proof counts only while the app's current
 //! answer names the same user: the session's confirmation is dropped by
-//! anything that may have changed its user ([`State::may_have_logged_in`]),
+//! anything that may have changed its user (`App::may_have_logged_in`),
 //! and in any case expires after the app's `recheck_interval`, so that a
 //! login the gateway could not see stays a short window.
 
 use crate::credentials::Credentials;
+use crate::decision::IdentitySource;
 use crate::error::GateError;
 use crate::headers::ClientView;
-use crate::identity::{self, Identity};
+use crate::identity::Identity;
 use crate::state::App;
-use crate::state::State;
 
 pub enum Standing {
     /// No session cookie: the app shows its login.
@@ -39,7 +39,7 @@ pub enum Standing {
 /// Where the request's session stands. The hot path (a proof, confirmed
 /// recently for this very user) costs one cache read and no call to the app.
 pub async fn of(
-    state: &State,
+    ids: &impl IdentitySource,
     app: &App,
     creds: &Credentials,
     view: &ClientView,
@@ -52,19 +52,17 @@ pub async fn of(
     {
         return Ok(Standing::Proven(session));
     }
-    Ok(
-        match identity::lookup(state, app, creds, view, &session).await? {
-            Identity::Anonymous => Standing::Anonymous(session),
-            Identity::User { name, .. } if creds.user.as_deref() == Some(name.as_str()) => {
-                app.confirm(session, &name);
-                Standing::Proven(session)
-            }
-            Identity::User { name, phone } => Standing::Unproven {
-                session,
-                name,
-                phone,
-                stale_proof: creds.user.is_some(),
-            },
+    Ok(match ids.identify(app, creds, view, &session).await? {
+        Identity::Anonymous => Standing::Anonymous(session),
+        Identity::User { name, .. } if creds.user.as_deref() == Some(name.as_str()) => {
+            app.confirm(session, &name);
+            Standing::Proven(session)
+        }
+        Identity::User { name, phone } => Standing::Unproven {
+            session,
+            name,
+            phone,
+            stale_proof: creds.user.is_some(),
         },
-    )
+    })
 }
