@@ -66,7 +66,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
 }
 
 async fn gate(
-    state: &State,
+    state: &Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {

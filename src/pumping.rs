@@ -80,6 +80,22 @@ impl Slots {
             .fold((0, 0), |(s, v), slot| (s + slot.sends, v + slot.verified))
     }
 
+    /// The sends in the window that are at least `answer_time` old (whole
+    /// slots only, so a send may be up to one slot older before it counts),
+    /// and every verification in it. A code that may still be typed in is
+    /// not unanswered yet: judging it would quarantine an office's range at
+    /// 9:00, when twenty colleagues got codes and none has entered one yet.
+    fn judged(&self, since_epoch: Duration, answer_time: Duration) -> (u32, u32) {
+        let settled = self.step(since_epoch.saturating_sub(answer_time));
+        self.live(since_epoch).fold((0, 0), |(s, v), slot| {
+            let old_enough = answer_time.is_zero() || slot.step < settled;
+            (
+                s + if old_enough { slot.sends } else { 0 },
+                v + slot.verified,
+            )
+        })
+    }
+
     /// How long until the oldest counted send leaves the window.
     fn until_oldest_leaves(&self, since_epoch: Duration) -> Duration {
         let oldest = self
@@ -262,7 +278,7 @@ impl PumpingGuard {
             }
             let tally = self.tally(key);
             let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-            let (sends, verified) = tally.judged.sums(t);
+            let (sends, verified) = tally.judged.judged(t, self.cfg.answer_time);
             let min = self.cfg.min_conversion;
             if sends >= self.cfg.min_sends && f64::from(verified) < min * f64::from(sends) {
                 let why = format!(
@@ -402,13 +418,60 @@ impl PumpingGuard {
 mod tests {
     use super::*;
 
+    /// A guard that judges sends at once (`answer_time` zero), as the
+    /// tests below count on; `answer_time` has its own tests.
     fn guard(mode: PumpingMode, min_sends: u32, cap: u32) -> PumpingGuard {
         PumpingGuard::new(PumpingSettings {
             mode,
             min_sends,
             default_country_cap: cap,
+            answer_time: Duration::ZERO,
             ..PumpingSettings::default()
         })
+    }
+
+    #[test]
+    fn codes_still_being_typed_in_are_not_held_against_their_range() {
+        let g = PumpingGuard::new(PumpingSettings {
+            min_sends: 20,
+            ..PumpingSettings::default()
+        });
+        let start = Instant::now();
+        // An office at 9:00: fifty colleagues with consecutive numbers get
+        // their codes within a minute, before anyone has entered one.
+        for i in 0..50 {
+            let to = n(&format!("+316123450{i:02}"));
+            let at = start + Duration::from_millis(1000 * i);
+            assert!(g.check_at(&to, at).is_ok(), "colleague {i}");
+            g.record_at(&to, at, 1, 0);
+        }
+        for i in 0..50 {
+            g.record_at(
+                &n(&format!("+316123450{i:02}")),
+                start + Duration::from_secs(90),
+                0,
+                1,
+            );
+        }
+        let later = start + Duration::from_secs(600);
+        assert!(g.check_at(&n("+31612345099"), later).is_ok());
+        assert!(g.quarantines().is_empty());
+    }
+
+    #[test]
+    fn unanswered_codes_are_judged_once_their_answer_time_has_passed() {
+        let g = PumpingGuard::new(PumpingSettings {
+            min_sends: 3,
+            ..PumpingSettings::default()
+        });
+        let start = Instant::now();
+        for i in 0..3 {
+            g.record_at(&n(&format!("+234803123456{i}")), start, 1, 0);
+        }
+        let to = n("+2348031234569");
+        assert!(g.check_at(&to, start + Duration::from_secs(60)).is_ok());
+        let refused = g.check_at(&to, start + Duration::from_secs(8 * 60));
+        assert_eq!(refused.unwrap_err().window, Window::Pumping);
     }
 
     fn n(s: &str) -> Number {

@@ -145,6 +145,8 @@ pub struct State {
     pub text: &'static Text,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Stops the fallback timers when the gateway stops.
+    pub timers: crate::fallback::Timers,
 }
 
 impl State {
@@ -200,6 +202,7 @@ impl State {
             settings,
             text: &EN,
             audit: Audit::off(),
+            timers: Default::default(),
         })
     }
 

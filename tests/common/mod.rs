@@ -2,6 +2,7 @@
 //! servers on loopback, and a gateway started in-process in front of them.
 #![allow(dead_code)]
 
+pub mod delivery;
 pub mod legacy;
 pub mod twilio;
 
@@ -477,6 +478,8 @@ pub struct Env {
     pub config: String,
     pub dir: tempfile::TempDir,
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// `Gateway::serve`'s task: it ends after `shutdown` and the grace.
+    pub served: Option<tokio::task::JoinHandle<()>>,
     pub state: Arc<otpgate::state::State>,
 }
 
@@ -687,10 +690,11 @@ impl Env {
         let state = gw.state();
         let admin = gw.admin_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(gw.serve(async move {
+        let served = tokio::spawn(gw.serve(async move {
             let _ = rx.await;
         }));
         Env {
+            served: Some(served),
             app,
             sms,
             addr,
