@@ -68,9 +68,12 @@ struct Sent {
     entered: bool,
 }
 
+/// One address's accounts, by account key.
+type Accounts = Arc<Mutex<HashMap<[u8; 32], Sent>>>;
+
 /// The accounts sent codes from each address over a window.
 struct AccountsPerAddress {
-    seen: Cache<[u8; 32], Arc<Mutex<HashMap<[u8; 32], Sent>>>>,
+    seen: Cache<[u8; 32], Accounts>,
     window: Duration,
     /// Accounts with a code not entered, at most.
     limit: u32,
