@@ -6,8 +6,9 @@
 //! has had `min_sends` codes with less than `min_conversion` of them
 //! verified is quarantined: no more codes go there until the quarantine
 //! ends or an admin lifts it. A send is judged only once it is
-//! `answer_time` old: until then its code may still be typed in. Countries also have an hourly cap. In
-//! `monitor` mode all of this is logged and nothing is refused.
+//! `answer_time` old: until then its code may still be typed in.
+//! Countries also have an hourly cap. In `monitor` mode all of this is
+//! logged and nothing is refused.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
