@@ -134,9 +134,11 @@ async fn tabs_failed_reports_and_the_timer_racing_send_one_sms() {
     let url = env.url("/.otpgate/verify?rd=%2F");
     futures_util::future::join_all((0..3).map(|_| navigate(&client, &url))).await;
     assert_eq!(env.sms.count(), 1);
-    // Failed reports arrive as the timer comes due: whichever claims first
-    // sends, the others find it taken.
-    tokio::time::sleep(Duration::from_millis(950)).await;
+    // The SMS takes its time to be accepted, so the timer comes due while
+    // the report's send is under way (or the other way round): whichever
+    // claims first sends, the other finds it taken.
+    env.sms.set_delay(Duration::from_millis(600));
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let reports = (0..8).map(|_| env.sms.report(env.addr, 0, "failed"));
     let answers = futures_util::future::join_all(reports).await;
     assert!(answers.iter().all(|a| *a == 204), "{answers:?}");
