@@ -109,6 +109,8 @@ async fn gate(
         .ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
 
     if req.uri().path().starts_with(routes::PREFIX) {
+        view.forwarded_for =
+            !view.peer_trusted && req.headers().contains_key(headers::X_FORWARDED_FOR);
         return routes::serve(state, app, &view, req).await;
     }
     let creds = credentials::read(state, app, &req, Some(&conn.memo));

@@ -165,7 +165,8 @@ pub struct ClientView {
     /// Whether the direct peer is one of `trusted_proxies`.
     pub peer_trusted: bool,
     /// An untrusted peer sent `X-Forwarded-For` (and it was ignored): a
-    /// proxy that may belong in `trusted_proxies` (see `abuse`).
+    /// proxy that may belong in `trusted_proxies` (see `abuse`). Looked up
+    /// only for the gateway's own pages (`gate`), off the proxied hot path.
     pub forwarded_for: bool,
     /// The socket's peer (the direct one, trusted or not).
     peer: Peer,
@@ -199,7 +200,7 @@ impl ClientView {
                 https: tls,
                 host: own_host,
                 peer_trusted,
-                forwarded_for: headers.contains_key(X_FORWARDED_FOR),
+                forwarded_for: false,
                 peer: direct,
                 user_agent,
             };
