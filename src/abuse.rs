@@ -1,8 +1,17 @@
-//! Limits beyond the per-number ones: sends and code checks per client
-//! address, and an account lock after too many consecutive wrong codes
-//! across codes (NIST SP 800-63B §5.2.2 allows at most 100).
+//! Limits beyond the per-number ones: sends, accounts and code checks per
+//! client address, and an account lock after too many consecutive wrong
+//! codes across codes (NIST SP 800-63B §5.2.2 allows at most 100).
+//!
+//! Why accounts: an office behind one NAT and an attacker with a list of
+//! stolen passwords both make many accounts ask for codes from one address.
+//! The office's users enter their codes; the attacker cannot, because the
+//! codes go to the owners' phones. So an address may have at most
+//! `per_ip_accounts_per_hour` accounts with codes not entered, while the
+//! send and check counts only pace bursts (see `LimitSettings::default`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +60,80 @@ impl WindowCounter {
     }
 }
 
+/// When an account was last sent a code from one address, and whether that
+/// code was then entered from there.
+#[derive(Clone, Copy)]
+struct Sent {
+    at: Instant,
+    entered: bool,
+}
+
+/// One address's accounts, by account key.
+type Accounts = Arc<Mutex<HashMap<[u8; 32], Sent>>>;
+
+/// The accounts sent codes from each address over a window.
+struct AccountsPerAddress {
+    seen: Cache<[u8; 32], Accounts>,
+    window: Duration,
+    /// Accounts with a code not entered, at most.
+    limit: u32,
+}
+
+impl AccountsPerAddress {
+    fn new(window: Duration, limit: u32) -> Self {
+        let seen = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(window)
+            .build();
+        Self {
+            seen,
+            window,
+            limit,
+        }
+    }
+
+    /// Counts a send to `account`, or says how long until the oldest
+    /// unentered code leaves the window: refused only for an account that
+    /// has no unentered code yet while `limit` others have. On success, the
+    /// accounts sent codes in the window, entered or not.
+    fn send(&self, ip: &[u8; 32], account: &[u8; 32]) -> Result<usize, Duration> {
+        let map = self.seen.get_with(*ip, Default::default);
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, s| now.duration_since(s.at) < self.window);
+        let open = || map.values().filter(|s| !s.entered);
+        let already_open = map.get(account).is_some_and(|s| !s.entered);
+        if !already_open && open().count() >= self.limit as usize {
+            let oldest = open().map(|s| s.at).min().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        map.insert(
+            *account,
+            Sent {
+                at: now,
+                entered: false,
+            },
+        );
+        Ok(map.len())
+    }
+
+    fn entered(&self, ip: &[u8; 32], account: &[u8; 32]) {
+        if let Some(map) = self.seen.get(ip)
+            && let Some(sent) = map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(account)
+        {
+            sent.entered = true;
+        }
+    }
+}
+
+/// Different accounts in an hour behind one untrusted peer that sends
+/// `X-Forwarded-For` before that peer is probably the site's own proxy,
+/// missing from `trusted_proxies`. An office NAT adds no such field.
+const FORWARDER_HINT: usize = 10;
+
 struct Account {
     failures: u32,
     locked_until: Option<Instant>,
@@ -72,7 +155,10 @@ pub struct LockView {
 pub struct AbuseGuard {
     ip_sends_minute: WindowCounter,
     ip_sends_hour: WindowCounter,
+    ip_accounts_hour: AccountsPerAddress,
     ip_verifies_minute: WindowCounter,
+    /// When the untrusted-forwarder warning was last written (Unix seconds).
+    forwarder_warned: AtomicU64,
     accounts: Cache<[u8; 32], Arc<Mutex<Account>>>,
     failure_cap: u32,
     lock: Duration,
@@ -84,7 +170,12 @@ impl AbuseGuard {
         Self {
             ip_sends_minute: WindowCounter::new(minute, cfg.per_ip_sends_per_minute),
             ip_sends_hour: WindowCounter::new(Duration::from_secs(3600), cfg.per_ip_sends_per_hour),
+            ip_accounts_hour: AccountsPerAddress::new(
+                Duration::from_secs(3600),
+                cfg.per_ip_accounts_per_hour,
+            ),
             ip_verifies_minute: WindowCounter::new(minute, cfg.per_ip_verifies_per_minute),
+            forwarder_warned: AtomicU64::new(0),
             // Consecutive failures persist until a success; an idle account
             // is forgotten after a day (or its lock, if longer).
             accounts: Cache::builder()
@@ -96,8 +187,16 @@ impl AbuseGuard {
         }
     }
 
-    /// Counts a send requested from `ip`, or refuses it.
-    pub fn allow_send(&self, ip: &[u8; 32]) -> Result<(), Limited> {
+    /// Counts a send to `account` requested from `ip`, or refuses it; on
+    /// success, how many accounts `ip` had codes sent to in the last hour.
+    pub fn allow_send(&self, ip: &[u8; 32], account: &[u8; 32]) -> Result<usize, Limited> {
+        let accounts = self
+            .ip_accounts_hour
+            .send(ip, account)
+            .map_err(|wait| Limited {
+                window: Window::NetworkAccounts,
+                wait,
+            })?;
         self.ip_sends_minute.hit(ip).map_err(|wait| Limited {
             window: Window::NetworkMinute,
             wait,
@@ -105,7 +204,38 @@ impl AbuseGuard {
         self.ip_sends_hour.hit(ip).map_err(|wait| Limited {
             window: Window::NetworkHour,
             wait,
-        })
+        })?;
+        Ok(accounts)
+    }
+
+    /// `account` entered its code from `ip`: it no longer counts against
+    /// the address's accounts.
+    pub fn code_entered(&self, ip: &[u8; 32], account: &[u8; 32]) {
+        self.ip_accounts_hour.entered(ip, account);
+    }
+
+    /// Warns, at most hourly, when `accounts` different accounts asked for
+    /// codes in an hour through `peer`, which sent `X-Forwarded-For` but is
+    /// not in `trusted_proxies`: every user behind it is one address to the
+    /// per-address limits, and they will soon refuse them all.
+    pub fn note_untrusted_forwarder(&self, peer: IpAddr, accounts: usize) {
+        if accounts < FORWARDER_HINT {
+            return;
+        }
+        let now = crate::factor::now_secs();
+        let last = self.forwarder_warned.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 3600
+            || self
+                .forwarder_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(
+            event = "limits.untrusted_forwarder", %peer, accounts,
+            "{accounts} accounts asked for codes in the last hour through {peer}, which sends X-Forwarded-For but is not in server.trusted_proxies, so they all count as that one address for the per-address limits; if {peer} is your own reverse proxy or load balancer, add it to server.trusted_proxies"
+        );
     }
 
     /// Counts a code check from `ip`, or refuses it.
@@ -207,12 +337,38 @@ mod tests {
     #[test]
     fn sends_from_one_address_are_capped_per_minute_and_others_are_not_affected() {
         let g = guard(2, 100);
-        assert!(g.allow_send(&[1; 32]).is_ok());
-        assert!(g.allow_send(&[1; 32]).is_ok());
-        let refused = g.allow_send(&[1; 32]).unwrap_err();
+        assert!(g.allow_send(&[1; 32], &[10; 32]).is_ok());
+        assert!(g.allow_send(&[1; 32], &[11; 32]).is_ok());
+        let refused = g.allow_send(&[1; 32], &[12; 32]).unwrap_err();
         assert_eq!(refused.window, Window::NetworkMinute);
         assert!(refused.wait > Duration::from_secs(58));
-        assert!(g.allow_send(&[2; 32]).is_ok());
+        assert!(g.allow_send(&[2; 32], &[12; 32]).is_ok());
+    }
+
+    #[test]
+    fn an_address_may_have_codes_out_for_a_limited_number_of_accounts_that_did_not_enter_them() {
+        let g = AbuseGuard::new(&LimitSettings {
+            per_ip_accounts_per_hour: 2,
+            ..LimitSettings::default()
+        });
+        let ip = [1; 32];
+        assert_eq!(g.allow_send(&ip, &[10; 32]), Ok(1));
+        assert_eq!(g.allow_send(&ip, &[11; 32]), Ok(2));
+        assert_eq!(
+            g.allow_send(&ip, &[11; 32]),
+            Ok(2),
+            "the same account again"
+        );
+        let refused = g.allow_send(&ip, &[12; 32]).unwrap_err();
+        assert_eq!(refused.window, Window::NetworkAccounts);
+        assert!(refused.wait > Duration::from_secs(3590));
+        g.code_entered(&ip, &[10; 32]);
+        assert_eq!(
+            g.allow_send(&ip, &[12; 32]),
+            Ok(3),
+            "an entered code frees its place"
+        );
+        assert!(g.allow_send(&[2; 32], &[13; 32]).is_ok(), "another address");
     }
 
     #[test]

@@ -301,6 +301,7 @@ fn window_name(w: Window) -> &'static str {
         Window::Day => "per_day",
         Window::NetworkMinute => "per_ip_minute",
         Window::NetworkHour => "per_ip_hour",
+        Window::NetworkAccounts => "per_ip_accounts",
         Window::Account => "account_lock",
         Window::Pumping => "pumping",
     }

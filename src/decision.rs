@@ -119,6 +119,9 @@ pub async fn decide<'s, B>(
         .app_for(headers::host_without_port(&view.host))
         .ok_or_else(|| GateError::UnknownHost(view.hostname()))?;
     if path.starts_with(routes::PREFIX) {
+        // For the office-behind-a-proxy warning of the code pages' limits.
+        view.forwarded_for =
+            !view.peer_trusted && req.headers().contains_key(headers::X_FORWARDED_FOR);
         return Ok(Decided {
             decision: Decision::Own(app),
             view,

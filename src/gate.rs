@@ -66,7 +66,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
 }
 
 async fn gate(
-    state: &State,
+    state: &Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, GateError> {
@@ -74,7 +74,7 @@ async fn gate(
     headers::remove_otpgate_headers(req.headers_mut());
     let facts = (&conn.forwarded_peer, conn.tls, conn.worker);
     let Decided { decision, view } =
-        decision::decide(state, state, facts, Some(&conn.memo), &req).await?;
+        decision::decide(state, &**state, facts, Some(&conn.memo), &req).await?;
     match decision {
         Decision::Webhook => webhook::serve(state, req).await,
         Decision::Own(app) => routes::serve(state, app, &view, req).await,

@@ -164,6 +164,10 @@ pub struct ClientView {
     pub host: String,
     /// Whether the direct peer is one of `trusted_proxies`.
     pub peer_trusted: bool,
+    /// An untrusted peer sent `X-Forwarded-For` (and it was ignored): a
+    /// proxy that may belong in `trusted_proxies` (see `abuse`). Looked up
+    /// only for the gateway's own pages (`gate`), off the proxied hot path.
+    pub forwarded_for: bool,
     /// The socket's peer (the direct one, trusted or not).
     peer: Peer,
     /// The client's `User-Agent`, for the audit log (a cheap shared copy).
@@ -196,6 +200,7 @@ impl ClientView {
                 https: tls,
                 host: own_host,
                 peer_trusted,
+                forwarded_for: false,
                 peer: direct,
                 user_agent,
             };
@@ -234,9 +239,36 @@ impl ClientView {
             https,
             host,
             peer_trusted,
+            forwarded_for: false,
             peer: direct,
             user_agent,
         }
+    }
+
+    /// The view of a request that came earlier, rebuilt from what was kept
+    /// of it (for the fallback the gateway sends later by itself): its
+    /// client address, scheme, host and user agent.
+    pub fn restored(
+        ip: IpAddr,
+        https: bool,
+        host: String,
+        user_agent: Option<HeaderValue>,
+    ) -> Self {
+        Self {
+            worker: 0,
+            ip,
+            https,
+            host,
+            peer_trusted: false,
+            forwarded_for: false,
+            peer: Peer::new(ip),
+            user_agent,
+        }
+    }
+
+    /// The socket's peer address (the direct one, trusted or not).
+    pub fn peer_ip(&self) -> IpAddr {
+        self.peer.ip
     }
 
     /// The host without port, lower-cased, for matching apps and for the

@@ -166,6 +166,11 @@ pub struct Keys {
     pub webhook: KeyedHash,
     /// Makes the admin API's bearer token.
     admin: KeyedHash,
+    /// Seals what the server itself keeps for later (AES-256-GCM, the
+    /// cookie crate's private construction): the WhatsApp→SMS fallback's
+    /// code. A key of its own, so nothing sealed for the server can be
+    /// passed off as a cookie, or the other way round.
+    at_rest: cookie::Key,
 }
 
 impl Keys {
@@ -189,13 +194,38 @@ impl Keys {
         Some(plain.value().to_string())
     }
 
+    /// Seals `plain` for the server's own later use: AES-256-GCM with a
+    /// fresh random nonce under the at-rest key; `purpose` is the
+    /// associated data, so a value sealed for one purpose opens for no other.
+    pub fn seal_at_rest(&self, purpose: &'static str, plain: String) -> String {
+        let mut jar = cookie::CookieJar::new();
+        jar.private_mut(&self.at_rest)
+            .add(cookie::Cookie::new(purpose, plain));
+        jar.get(purpose)
+            .expect("the jar holds the value just added")
+            .value()
+            .to_string()
+    }
+
+    /// The plain value sealed by [`Self::seal_at_rest`] for `purpose`, if authentic.
+    pub fn open_at_rest(&self, purpose: &'static str, sealed: &str) -> Option<String> {
+        let sealed = cookie::Cookie::new(purpose, sealed.to_string());
+        let plain = cookie::CookieJar::new()
+            .private(&self.at_rest)
+            .decrypt(sealed)?;
+        Some(plain.value().to_string())
+    }
+
     pub fn derive(secret: &[u8]) -> Self {
-        let cookie_master = {
-            let a = hmac_once(secret, &[b"otpgate cookie key 1"]);
-            let b = hmac_once(secret, &[b"otpgate cookie key 2"]);
+        let master = |label1: &[u8], label2: &[u8]| {
+            let a = hmac_once(secret, &[label1]);
+            let b = hmac_once(secret, &[label2]);
             [a, b].concat()
         };
+        let cookie_master = master(b"otpgate cookie key 1", b"otpgate cookie key 2");
+        let at_rest_master = master(b"otpgate at-rest key 1", b"otpgate at-rest key 2");
         Self {
+            at_rest: cookie::Key::derive_from(&at_rest_master),
             cookie: cookie::Key::derive_from(&cookie_master),
             session: KeyedHash::derive(secret, "otpgate session"),
             code: KeyedHash::derive(secret, "otpgate code"),
@@ -265,6 +295,32 @@ mod tests {
             load_or_create(&path),
             Err(SecretError::TooShort { .. })
         ));
+    }
+
+    #[test]
+    fn a_value_sealed_at_rest_opens_only_with_its_key_and_purpose() {
+        let keys = Keys::derive(&[1u8; 64]);
+        let sealed = keys.seal_at_rest("fallback", "123456".into());
+        assert!(!sealed.contains("123456"));
+        assert_ne!(
+            sealed,
+            keys.seal_at_rest("fallback", "123456".into()),
+            "a fresh nonce"
+        );
+        assert_eq!(
+            keys.open_at_rest("fallback", &sealed).as_deref(),
+            Some("123456")
+        );
+        assert_eq!(keys.open_at_rest("other", &sealed), None);
+        assert_eq!(
+            Keys::derive(&[2u8; 64]).open_at_rest("fallback", &sealed),
+            None
+        );
+        assert_eq!(
+            keys.open_cookie("fallback", &sealed),
+            None,
+            "not a cookie key"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum Window {
     /// Per client address (see `abuse`).
     NetworkMinute,
     NetworkHour,
+    /// Too many accounts sent codes from the address and not entered.
+    NetworkAccounts,
     /// Too many consecutive wrong codes for the account.
     Account,
     /// The destination country or number range is quarantined or past its

@@ -5,7 +5,9 @@
 //! The store never holds a code, not even encrypted. To resend the *same*
 //! code while it is alive (so a late SMS still works), the code travels
 //! sealed (AES-256-GCM) in the user's own `otpgate_pending` cookie, which
-//! only the gateway can open.
+//! only the gateway can open. The one copy on the server is the sealed one
+//! a WhatsApp-first code's delivery record keeps for its SMS fallback
+//! until that is sent or no longer needed (see `fallback`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -36,6 +38,14 @@ impl Code {
 impl fmt::Debug for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Code(MASKED)")
+    }
+}
+
+impl Code {
+    /// A code read back from the server's own sealed copy (`fallback`):
+    /// authenticated, so it is a code this gateway issued.
+    pub(crate) fn opened(digits: String) -> Self {
+        Code(digits)
     }
 }
 

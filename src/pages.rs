@@ -57,8 +57,14 @@ pub struct VerifyPage<'a> {
     pub verify_action: String,
     pub resend_action: String,
     pub length: u32,
-    /// Seconds until a resend is allowed.
+    /// Seconds until a resend is allowed (the cooldown, or the limit that
+    /// refused this request).
     pub wait: u64,
+    /// The resend line for a wait too long to count down in seconds.
+    pub resend_later: Option<String>,
+    /// A limit, not the cooldown, holds resends back: the status poll's
+    /// `resend_in` (the cooldown) must not end the wait early.
+    pub held: bool,
     /// Where the latest message stands, in words ("" before any).
     pub delivery: String,
     /// The same, for the script: `Progress::as_str` or "none".

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::audit::{Event, Subject};
 use crate::config::Channel;
-use crate::delivery::{Message, Status};
+use crate::delivery::{Fallback, Message, Status};
 use crate::headers::ClientView;
 use crate::limits::{Limited, Window};
 use crate::otp::{self, Code};
@@ -71,7 +71,7 @@ pub struct Recipient<'a> {
 }
 
 pub async fn code(
-    state: &State,
+    state: &Arc<State>,
     app: &App,
     view: &ClientView,
     to: &Recipient<'_>,
@@ -96,7 +96,16 @@ pub async fn code(
         );
         return Outcome::CountryRefused;
     }
-    let by_address = state.abuse.allow_send(&state.ip_key(view.ip));
+    let by_address = state
+        .abuse
+        .allow_send(&state.ip_key(view.ip), pending)
+        .map(|accounts| {
+            if !view.peer_trusted && view.forwarded_for {
+                state
+                    .abuse
+                    .note_untrusted_forwarder(view.peer_ip(), accounts);
+            }
+        });
     let cooldown = !matches!(pick, Pick::Fallback(_));
     let reservation = match by_address
         .and_then(|()| state.pumping.check(number, &number_id))
@@ -185,13 +194,22 @@ pub async fn code(
                 if kind == Kind::Again {
                     state.deliveries.added(pending, number_id, record);
                 } else {
-                    // WhatsApp first: the next channel follows if it is not delivered in time.
+                    // WhatsApp first: the next channel follows if it is not
+                    // delivered in time, sent by the gateway itself (`fallback`).
                     let fallback = (channel == Channel::Whatsapp && pick == Pick::Preferred)
                         .then(|| channels.get(i + 1).copied())
-                        .flatten();
-                    state
+                        .flatten()
+                        .map(|channel| Fallback {
+                            channel,
+                            sealed: crate::fallback::seal(state, app, view, to, &code),
+                        });
+                    let armed = fallback.is_some();
+                    let generation = state
                         .deliveries
                         .started(pending, number_id, record, fallback);
+                    if armed {
+                        crate::fallback::arm(state, *pending, generation);
+                    }
                     // The pumping guard weighs codes against verified codes:
                     // a resend or a fallback of the same code is not another.
                     state.pumping.record_send(number);

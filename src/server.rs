@@ -212,6 +212,9 @@ impl Gateway {
         for f in finished {
             let _ = f.await;
         }
+        // Timers on worker 0's runtime would outlive this call: a stopped
+        // gateway sends no more fallbacks (their sealed codes die with it).
+        state.timers.stop();
         state.audit.drain(AUDIT_DRAIN).await;
     }
 }

@@ -147,6 +147,8 @@ pub struct State {
     pub tunnels: proxy::Tunnels,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Stops the fallback timers when the gateway stops.
+    pub timers: crate::fallback::Timers,
 }
 
 impl State {
@@ -203,6 +205,7 @@ impl State {
             text: &EN,
             tunnels: proxy::Tunnels::default(),
             audit: Audit::off(),
+            timers: Default::default(),
         })
     }
 

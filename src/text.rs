@@ -17,6 +17,8 @@ pub struct Text {
     pub resend_in_before: &'static str,
     pub resend_in_after: &'static str,
     pub resend_ready: &'static str,
+    /// For waits past 90 seconds; `{wait}` is filled in.
+    pub resend_later: &'static str,
     pub code_sent: &'static str,
     pub code_resent: &'static str,
     pub send_failed: &'static str,
@@ -65,6 +67,7 @@ pub const EN: Text = Text {
     resend_in_before: "You can ask for a new code in",
     resend_in_after: "seconds.",
     resend_ready: "Didn't get it? You can ask for a new code now.",
+    resend_later: "You can ask for a new code in {wait}.",
     code_sent: "Code sent to {number}.",
     code_resent: "We sent the code again to {number}.",
     send_failed: "We could not send the code just now. Please try again.",
@@ -156,6 +159,12 @@ impl Text {
     pub fn wait(&self, template: &str, wait: Duration) -> String {
         template.replace("{wait}", &human_wait(wait))
     }
+
+    /// The resend line for a wait `human_wait` says in minutes or hours;
+    /// shorter ones are counted down in seconds on the page.
+    pub fn resend_later(&self, wait: Duration) -> Option<String> {
+        (ceil_secs(wait) > COUNTDOWN_MAX).then(|| self.wait(self.resend_later, wait))
+    }
 }
 
 /// Whole seconds, rounded up: a wait shown or sent as 0 would be a lie.
@@ -163,12 +172,15 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// The longest wait said in seconds (and counted down on the page).
+const COUNTDOWN_MAX: u64 = 90;
+
 /// "45 seconds", "3 minutes", "2 hours": rounded up, so the user never
 /// comes back too early.
 pub fn human_wait(d: Duration) -> String {
     let secs = ceil_secs(d);
     let (n, unit) = match secs {
-        0..=90 => (secs.max(1), "second"),
+        0..=COUNTDOWN_MAX => (secs.max(1), "second"),
         91..=5400 => (secs.div_ceil(60), "minute"),
         _ => (secs.div_ceil(3600), "hour"),
     };

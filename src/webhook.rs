@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::audit::Record;
 use crate::body::{Body, empty};
@@ -22,7 +23,10 @@ pub const PREFIX: &str = "/.otpgate/webhook/";
 /// Status reports are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
 
-pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Body>, GateError> {
+pub async fn serve(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GateError> {
     let public_url = state
         .settings
         .server
@@ -94,8 +98,9 @@ pub async fn serve(state: &State, req: Request<Incoming>) -> Result<Response<Bod
 
 /// Keeps a status with its code, logs it, and on a failure lifts the
 /// number's resend cooldown: nobody should wait for a message that will
-/// never come (the hourly and daily limits still count it).
-fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
+/// never come (the hourly and daily limits still count it). A failed first
+/// WhatsApp message makes the gateway send its SMS fallback at once.
+fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
     let Some(applied) = state.deliveries.update(provider, u) else {
         tracing::debug!(
             event = "webhook.unknown_message", provider, message_id = %printable(&u.message_id),
@@ -110,6 +115,10 @@ fn apply(state: &State, provider: &'static str, u: &StatusUpdate) {
     // must not end the cooldown a newer message started.
     if applied.status == Status::Failed && applied.latest {
         state.limiter.lift_cooldown(&applied.number_id);
+    }
+    if applied.status == Status::Failed {
+        // Claims it only if this record's fallback is due and unclaimed.
+        crate::fallback::on_failure(state, applied.pending, applied.generation);
     }
     let error_message = loggable(u.error_message.as_deref().unwrap_or(""));
     let message_id = printable(&u.message_id);

@@ -5,10 +5,14 @@
 (function () {
   var resend = document.getElementById("resend");
   var status = document.getElementById("resend-status");
+  // A limit (not the cooldown) holds resends: only its own wait ends it.
+  var held = !!resend && resend.getAttribute("data-held") === "1";
   if (resend && status) {
     var left = parseInt(resend.getAttribute("data-wait") || "0", 10);
+    // Absent for waits said in minutes or hours: those are not counted
+    // down on screen, but the button still waits for them.
     var counter = document.getElementById("countdown");
-    if (left > 0 && counter) {
+    if (left > 0) {
       resend.disabled = true;
       var timer = setInterval(function () {
         left -= 1;
@@ -16,23 +20,21 @@
           clearInterval(timer);
           resend.disabled = false;
           status.textContent = status.getAttribute("data-ready");
-        } else {
+        } else if (counter) {
           counter.textContent = String(left);
         }
       }, 1000);
     }
   }
 
-  // Delivery status: poll /.otpgate/status, show where the message stands,
-  // offer the other channels when it failed or is late, and ask for the
-  // automatic fallback (same code, next channel) when the server says it is
-  // due. The server decides; this only asks, once.
+  // Delivery status: poll /.otpgate/status, show where the message stands
+  // and offer the other channels when it failed or is late. The WhatsApp
+  // to SMS fallback is the gateway's own doing (a background tab's timers
+  // stop): this script only shows it.
   var line = document.getElementById("delivery");
-  var resendForm = document.getElementById("resend-form");
   var alternatives = document.getElementById("alternatives");
-  if (line && resendForm && window.fetch && window.URLSearchParams) {
+  if (line && window.fetch) {
     var polls = 0;
-    var askedFallback = false;
     var poll = function () {
       polls += 1;
       fetch("/.otpgate/status", { credentials: "same-origin", cache: "no-store" })
@@ -43,18 +45,10 @@
           if (s.text) { line.textContent = s.text; }
           line.setAttribute("data-progress", s.progress);
           if (alternatives) { alternatives.hidden = !s.alternatives; }
-          if (s.resend_in === 0 && resend && resend.disabled) {
+          // A failure report lifts the cooldown early; a limit's wait stays.
+          if (s.resend_in === 0 && resend && resend.disabled && !held) {
             resend.disabled = false;
             if (status) { status.textContent = status.getAttribute("data-ready"); }
-          }
-          if (s.progress === "fallback" && !askedFallback) {
-            askedFallback = true;
-            var body = new URLSearchParams(new FormData(resendForm));
-            body.set("fallback", "1");
-            // "manual": the answer is a redirect to the code page; following it
-            // would load (and, if the code died meanwhile, send) for nothing.
-            fetch(resendForm.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual" })
-              .catch(function () { /* the next poll shows what happened */ });
           }
           var open = s.progress === "waiting" || s.progress === "fallback" ||
             s.progress === "late" || s.progress === "none";

@@ -94,7 +94,7 @@ async fn an_admin_can_list_and_lift_an_account_lock() {
 #[tokio::test]
 async fn an_admin_can_list_and_lift_a_quarantine() {
     let env = Env::with(
-        "[limits]\ncooldown = \"0s\"\nper_ip_sends_per_minute = 100\n[pumping]\nmin_sends = 2\n",
+        "[limits]\ncooldown = \"0s\"\nper_ip_sends_per_minute = 100\n[pumping]\nmin_sends = 2\nanswer_time = \"0s\"\n",
     )
     .await;
     let ask = |user: &'static str, phone: &'static str| {

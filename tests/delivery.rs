@@ -1,77 +1,13 @@
 //! Delivery you can count on: status webhooks, the page following them,
-//! WhatsApp first with the SMS fallback, senders by country, allowed
-//! countries, Twilio and provider failover. The fake DIDfarm and Twilio
+//! WhatsApp first (its SMS fallback is in `fallback.rs`), senders by
+//! country, allowed countries, Twilio and provider failover. The fake DIDfarm and Twilio
 //! servers post their status callbacks back to the gateway over loopback.
 
 mod common;
 
-use std::time::Duration;
-
+use common::delivery::*;
 use common::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
 use common::*;
-
-const PUBLIC: &str = "https://gate.example.com";
-
-/// A gateway with `public_url` set and `sms` replacing the base
-/// configuration's `provider = "didfarm"` line; `tables` are appended.
-async fn env_with(sms: &str, tables: &str) -> Env {
-    let (sms, tables) = (sms.to_string(), tables.to_string());
-    Env::with_config(move |text| {
-        let text = with_server_keys(&text, &format!("public_url = \"{PUBLIC}\""));
-        let mut text = text.replacen("provider = \"didfarm\"\n", &format!("{sms}\n"), 1);
-        if sms.lines().any(|l| l.starts_with("from =")) {
-            text = text.replacen("from = \"+31201234567\"\n", "", 1);
-        }
-        format!("{text}\n{tables}")
-    })
-    .await
-}
-
-/// DIDfarm with WhatsApp first and SMS after `fallback_after`.
-async fn whatsapp_first(fallback_after: &str) -> Env {
-    let sms = format!(
-        "providers = [\"didfarm\"]\nchannels = [\"whatsapp\", \"sms\"]\nfallback_after = \"{fallback_after}\""
-    );
-    env_with(&sms, "").await
-}
-
-async fn status(env: &Env, client: &reqwest::Client) -> serde_json::Value {
-    let res = client
-        .get(env.url("/.otpgate/status"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-/// Polls the status until `progress` shows, for at most ten seconds.
-async fn until_progress(env: &Env, client: &reqwest::Client, progress: &str) -> serde_json::Value {
-    for _ in 0..100 {
-        let s = status(env, client).await;
-        if s["progress"] == progress {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the status never became {progress:?}");
-}
-
-async fn post_resend(
-    env: &Env,
-    client: &reqwest::Client,
-    csrf: &str,
-    extra: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form = vec![("csrf", csrf), ("rd", "/reports")];
-    form.extend_from_slice(extra);
-    client
-        .post(env.url("/.otpgate/resend"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
 
 fn webhook_url(env: &Env, provider: &str) -> String {
     let url = env.sms.last().json["webhook_url"]
@@ -153,78 +89,6 @@ channels = ["sms", "whatsapp"]"#,
     assert_eq!(env.sms.count(), 2);
     assert_eq!(env.sms.last().channel, "whatsapp");
     assert_eq!(env.sms.last().json["template"], "otp_verification");
-}
-
-#[tokio::test]
-async fn a_failed_whatsapp_message_is_followed_once_by_an_sms_with_the_same_code() {
-    let env = whatsapp_first("5m").await;
-    let (client, _) = env.logged_in("alice");
-    let csrf = open_code_page(&env, &client).await;
-    let first = env.sms.last();
-    assert_eq!(first.channel, "whatsapp");
-    assert_eq!(first.json["variables"]["expiry_minutes"], "5");
-    let code = first.code();
-    assert_eq!(
-        post_resend(&env, &client, &csrf, &[("fallback", "1")])
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(env.sms.count(), 1, "no fallback before it is due");
-    env.sms.report(env.addr, 0, "failed").await;
-    assert_eq!(
-        until_progress(&env, &client, "fallback").await["channel"],
-        "whatsapp"
-    );
-    assert_eq!(
-        post_resend(&env, &client, &csrf, &[("fallback", "1")])
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(env.sms.count(), 2);
-    let sms = env.sms.last();
-    assert_eq!(
-        (sms.channel, sms.code()),
-        ("sms", code.clone()),
-        "the same code, by SMS"
-    );
-    post_resend(&env, &client, &csrf, &[("fallback", "1")]).await;
-    assert_eq!(env.sms.count(), 2, "the fallback is taken once");
-    assert_eq!(status(&env, &client).await["channel"], "sms");
-    let res = submit_code(&env, &client, &csrf, &code).await;
-    assert_eq!(res.status(), 303, "the code still works");
-}
-
-#[tokio::test]
-async fn without_a_delivered_report_the_sms_fallback_follows_after_fallback_after() {
-    let env = whatsapp_first("1s").await;
-    let (client, _) = env.logged_in("alice");
-    let csrf = open_code_page(&env, &client).await;
-    let code = env.sms.last().code();
-    until_progress(&env, &client, "fallback").await;
-    assert_eq!(
-        post_resend(&env, &client, &csrf, &[("fallback", "1")])
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(
-        (env.sms.last().channel, env.sms.last().code()),
-        ("sms", code)
-    );
-}
-
-#[tokio::test]
-async fn a_delivered_whatsapp_message_gets_no_fallback() {
-    let env = whatsapp_first("1s").await;
-    let (client, _) = env.logged_in("alice");
-    let csrf = open_code_page(&env, &client).await;
-    env.sms.report(env.addr, 0, "delivered").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(status(&env, &client).await["progress"], "delivered");
-    post_resend(&env, &client, &csrf, &[("fallback", "1")]).await;
-    assert_eq!(env.sms.count(), 1, "nothing more was sent");
 }
 
 #[tokio::test]

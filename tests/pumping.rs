@@ -11,6 +11,10 @@ use common::*;
 /// Limits that stay out of the way of a burst from one test address.
 const LIMITS: &str = "[limits]\ncooldown = \"0s\"\nper_ip_sends_per_minute = 1000\nper_ip_sends_per_hour = 1000\nper_ip_verifies_per_minute = 1000\n";
 
+/// Unverified sends are judged at once, not after `answer_time` (5
+/// minutes by default): these tests make a burst and look right away.
+const JUDGE_AT_ONCE: &str = "answer_time = \"0s\"\n";
+
 /// A Nigerian mobile number in the range +234803123xxxx.
 fn ng(i: usize) -> String {
     format!("+234803123{i:04}")
@@ -20,7 +24,7 @@ fn ng(i: usize) -> String {
 async fn a_pumping_burst_to_one_prefix_is_quarantined_while_another_country_keeps_working() {
     let logs = capture_logs();
     let env = Env::with(&format!(
-        "{LIMITS}[pumping]\nmode = \"enforce\"\nmin_sends = 5\nmin_conversion = 0.2\n"
+        "{LIMITS}[pumping]\nmode = \"enforce\"\nmin_sends = 5\nmin_conversion = 0.2\n{JUDGE_AT_ONCE}"
     ))
     .await;
     for i in 0..5 {
@@ -68,7 +72,7 @@ async fn a_pumping_burst_to_one_prefix_is_quarantined_while_another_country_keep
 async fn monitor_mode_refuses_no_code_but_logs_what_it_would_have_refused() {
     let logs = capture_logs();
     let env = Env::with(&format!(
-        "{LIMITS}[pumping]\nmode = \"monitor\"\nmin_sends = 3\ncountry_caps = {{ GH = 1 }}\n"
+        "{LIMITS}[pumping]\nmode = \"monitor\"\nmin_sends = 3\ncountry_caps = {{ GH = 1 }}\n{JUDGE_AT_ONCE}"
     ))
     .await;
     // Ghana: +233 24 412 xxxx, a range no other test here uses.
@@ -139,7 +143,7 @@ async fn with_the_guard_off_nothing_is_counted_or_refused() {
 #[tokio::test]
 async fn a_quarantine_and_its_refusals_are_in_the_audit_log_without_a_whole_number() {
     let env = Env::with(&format!(
-        "{LIMITS}[pumping]\nmode = \"enforce\"\nmin_sends = 3\nmin_conversion = 0.2\n{AUDIT}"
+        "{LIMITS}[pumping]\nmode = \"enforce\"\nmin_sends = 3\nmin_conversion = 0.2\n{JUDGE_AT_ONCE}{AUDIT}"
     ))
     .await;
     for i in 0..4 {

@@ -121,14 +121,25 @@ impl Ctx<'_> {
             country_caps.insert(country.as_ref().to_string(), n);
         }
         let secs = Duration::from_secs;
+        let window = self.bounded(
+            &p.window,
+            "pumping.window",
+            d.window,
+            secs(60)..=secs(7 * 86_400),
+        )?;
+        // Sends must be judged before they leave the window.
+        let answer_time = match &p.answer_time {
+            None => d.answer_time.min(window / 2),
+            Some(_) => self.bounded(
+                &p.answer_time,
+                "pumping.answer_time",
+                d.answer_time,
+                Duration::ZERO..=window / 2,
+            )?,
+        };
         Ok(PumpingSettings {
             mode,
-            window: self.bounded(
-                &p.window,
-                "pumping.window",
-                d.window,
-                secs(60)..=secs(7 * 86_400),
-            )?,
+            window,
             min_sends: self.int(
                 &p.min_sends,
                 "pumping.min_sends",
@@ -136,6 +147,7 @@ impl Ctx<'_> {
                 1..=1_000_000,
             )?,
             min_conversion,
+            answer_time,
             quarantine: self.bounded(
                 &p.quarantine,
                 "pumping.quarantine",

@@ -43,6 +43,7 @@ pub struct RawPumping {
     pub window: Option<S<String>>,
     pub min_sends: Option<S<i64>>,
     pub min_conversion: Option<S<f64>>,
+    pub answer_time: Option<S<String>>,
     pub quarantine: Option<S<String>>,
     pub default_country_cap: Option<S<i64>>,
     #[serde(default)]
@@ -92,6 +93,7 @@ pub struct RawLimits {
     pub per_day: Option<S<i64>>,
     pub per_ip_sends_per_minute: Option<S<i64>>,
     pub per_ip_sends_per_hour: Option<S<i64>>,
+    pub per_ip_accounts_per_hour: Option<S<i64>>,
     pub per_ip_verifies_per_minute: Option<S<i64>>,
     pub account_failure_cap: Option<S<i64>>,
     pub account_lock: Option<S<String>>,

@@ -216,6 +216,12 @@ impl Ctx<'_> {
                 d.per_ip_sends_per_hour,
                 1..=1_000_000,
             )?,
+            per_ip_accounts_per_hour: self.int(
+                &l.per_ip_accounts_per_hour,
+                "limits.per_ip_accounts_per_hour",
+                d.per_ip_accounts_per_hour,
+                1..=1_000_000,
+            )?,
             per_ip_verifies_per_minute: self.int(
                 &l.per_ip_verifies_per_minute,
                 "limits.per_ip_verifies_per_minute",

@@ -2,6 +2,7 @@
 //! servers on loopback, and a gateway started in-process in front of them.
 #![allow(dead_code)]
 
+pub mod delivery;
 pub mod legacy;
 pub mod twilio;
 
@@ -332,15 +333,18 @@ pub struct FakeDidfarm {
     pub addr: SocketAddr,
     pub mode: Arc<Mutex<ProviderMode>>,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// How long an accepted message takes to be answered (and counted).
+    pub delay: Arc<Mutex<Duration>>,
 }
 
 impl FakeDidfarm {
     pub async fn start() -> Self {
         let mode = Arc::new(Mutex::new(ProviderMode::Accept));
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let (m, r) = (mode.clone(), received.clone());
+        let delay: Arc<Mutex<Duration>> = Arc::default();
+        let (m, r, d) = (mode.clone(), received.clone(), delay.clone());
         let addr = serve(move |req: Request<Incoming>| {
-            let (mode, received) = (m.clone(), r.clone());
+            let (mode, received, delay) = (m.clone(), r.clone(), d.clone());
             async move {
                 let channel = match req.uri().path() {
                     "/api/v1/sms/messages" => "sms",
@@ -362,6 +366,8 @@ impl FakeDidfarm {
                     }
                     ProviderMode::Fail(status) => json_status(status, serde_json::json!({"error": {"message": "simulated failure"}})),
                     ProviderMode::Accept => {
+                        let delay = *delay.lock().unwrap();
+                        tokio::time::sleep(delay).await;
                         let id = {
                             let mut list = received.lock().unwrap();
                             list.push(Received { authorization, test_header, channel, json: json.clone() });
@@ -377,6 +383,7 @@ impl FakeDidfarm {
             addr,
             mode,
             received,
+            delay,
         }
     }
 
@@ -386,6 +393,11 @@ impl FakeDidfarm {
 
     pub fn set_mode(&self, mode: ProviderMode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Answers (and counts) each accepted message only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     pub fn count(&self) -> usize {
@@ -477,6 +489,8 @@ pub struct Env {
     pub config: String,
     pub dir: tempfile::TempDir,
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// `Gateway::serve`'s task: it ends after `shutdown` and the grace.
+    pub served: Option<tokio::task::JoinHandle<()>>,
     pub state: Arc<otpgate::state::State>,
 }
 
@@ -687,10 +701,11 @@ impl Env {
         let state = gw.state();
         let admin = gw.admin_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(gw.serve(async move {
+        let served = tokio::spawn(gw.serve(async move {
             let _ = rx.await;
         }));
         Env {
+            served: Some(served),
             app,
             sms,
             addr,

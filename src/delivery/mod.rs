@@ -3,7 +3,13 @@
 //! webhooks), kept with the pending code, so the page can follow delivery
 //! and a WhatsApp message that is not delivered in time is followed once by
 //! the same code over the next channel.
+//!
+//! For that fallback the record also keeps, until it is claimed, the first
+//! message is delivered or the code dies, what the gateway needs to send it
+//! by itself: the code and the number, sealed (see `fallback`). Nothing
+//! here ever holds a code in plain text.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,16 +105,48 @@ impl Message {
 }
 
 struct Track {
+    /// Tells this code's record from a later code's: a timer armed for one
+    /// never claims the fallback of another.
+    generation: u64,
     number_id: [u8; 32],
     messages: Vec<Message>,
     /// The channel that follows the first message if it is not delivered
     /// in time, until it has been used.
     fallback: Option<Channel>,
+    /// The sealed send for that fallback (`fallback::seal`), until it is
+    /// claimed or no longer needed.
+    sealed: Option<String>,
+}
+
+impl Track {
+    /// No fallback will follow: the sealed code goes with it.
+    fn disarm(&mut self) {
+        self.fallback = None;
+        self.sealed = None;
+    }
+}
+
+/// The follow-up a new code's first message gets if it is not delivered.
+pub struct Fallback {
+    pub channel: Channel,
+    /// What the gateway needs to send it by itself, sealed.
+    pub sealed: String,
+}
+
+/// A claimed fallback: the channel, and the sealed send if it was still
+/// kept (a page that claimed before and failed gives back only the channel).
+#[derive(Debug)]
+pub struct Claimed {
+    pub channel: Channel,
+    pub sealed: Option<String>,
 }
 
 /// A status update matched to its code.
 #[derive(Debug)]
 pub struct Applied {
+    /// The pending code's key, and which of its records.
+    pub pending: [u8; 32],
+    pub generation: u64,
     pub number_id: [u8; 32],
     pub channel: Channel,
     pub status: Status,
@@ -178,6 +216,7 @@ pub struct Deliveries {
     tracks: Cache<[u8; 32], Arc<Mutex<Track>>>,
     fallback_after: Duration,
     delivery_timeout: Duration,
+    generations: AtomicU64,
 }
 
 fn id_key(provider: &str, id: &str) -> String {
@@ -200,39 +239,53 @@ impl Deliveries {
                 .build(),
             fallback_after,
             delivery_timeout,
+            generations: AtomicU64::new(0),
         }
     }
 
     /// The first message of a new code: forgets the messages of the code it
-    /// replaces. `fallback` is the channel to follow up with if this one is
-    /// not delivered in time.
+    /// replaces (and their sealed send). `fallback` follows up if this one
+    /// is not delivered in time. Returns the record's generation.
     pub fn started(
         &self,
         pending: &[u8; 32],
         number_id: [u8; 32],
         msg: Message,
-        fallback: Option<Channel>,
-    ) {
+        fallback: Option<Fallback>,
+    ) -> u64 {
         self.index(pending, &msg);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let (fallback, sealed) =
+            fallback.map_or((None, None), |f| (Some(f.channel), Some(f.sealed)));
         let track = Track {
+            generation,
             number_id,
             messages: vec![msg],
             fallback,
+            sealed,
         };
         self.tracks.insert(*pending, Arc::new(Mutex::new(track)));
+        generation
     }
 
     /// Another message carrying the same code (a resend or the fallback).
+    /// One over the fallback's own channel (the user chose it) is the
+    /// fallback: none follows it.
     pub fn added(&self, pending: &[u8; 32], number_id: [u8; 32], msg: Message) {
         self.index(pending, &msg);
         let track = self.tracks.get_with(*pending, || {
             Arc::new(Mutex::new(Track {
+                generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
                 number_id,
                 messages: Vec::new(),
                 fallback: None,
+                sealed: None,
             }))
         });
         let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
+        if t.fallback == Some(msg.channel) {
+            t.disarm();
+        }
         if t.messages.len() >= KEEP {
             t.messages.remove(0);
         }
@@ -261,10 +314,17 @@ impl Deliveries {
             msg.status = u.status;
             msg.error_code.clone_from(&u.error_code);
         }
+        let (channel, status) = (msg.channel, msg.status);
+        // The first message arrived: no fallback is needed any more.
+        if index == 0 && status == Status::Delivered {
+            t.disarm();
+        }
         Some(Applied {
+            pending,
+            generation: t.generation,
             number_id,
-            channel: msg.channel,
-            status: msg.status,
+            channel,
+            status,
             stale,
             latest: index == last,
         })
@@ -296,20 +356,51 @@ impl Deliveries {
         t.fallback.filter(|_| due)
     }
 
-    /// Claims the due fallback, once: of two tabs asking at once, one wins.
-    pub fn take_fallback(&self, pending: &[u8; 32]) -> Option<Channel> {
+    /// Claims the due fallback, once, with its sealed send: of the timer, a
+    /// `failed` report and any number of tabs asking at once, one wins.
+    /// `generation`: only that record's (a timer's own code). Checking that
+    /// it is due and taking it are one operation on the store, under the
+    /// record's lock; with state shared between gateways it stays one (a
+    /// script that checks and deletes), so they too send one fallback.
+    pub fn take_fallback(&self, pending: &[u8; 32], generation: Option<u64>) -> Option<Claimed> {
         let track = self.tracks.get(pending)?;
         let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
-        let due = self.fallback_due(&t)?;
+        if generation.is_some_and(|g| g != t.generation) {
+            return None;
+        }
+        let channel = self.fallback_due(&t)?;
         t.fallback = None;
-        Some(due)
+        Some(Claimed {
+            channel,
+            sealed: t.sealed.take(),
+        })
     }
 
-    /// Gives a claimed fallback back when its send did not happen.
+    /// Gives a claimed fallback's channel back when the page's send did not
+    /// happen (its sealed send was opened and is not given back).
     pub fn restore_fallback(&self, pending: &[u8; 32], channel: Channel) {
         if let Some(track) = self.tracks.get(pending) {
             track.lock().unwrap_or_else(|p| p.into_inner()).fallback = Some(channel);
         }
+    }
+
+    /// The code died (verified, locked, expired): no fallback follows, and
+    /// its sealed send goes. `generation`: only if the record is still that one.
+    pub fn code_died(&self, pending: &[u8; 32], generation: Option<u64>) {
+        if let Some(track) = self.tracks.get(pending) {
+            let mut t = track.lock().unwrap_or_else(|p| p.into_inner());
+            if generation.is_none_or(|g| g == t.generation) {
+                t.disarm();
+            }
+        }
+    }
+
+    /// Whether the record still keeps a sealed send (for tests and checks:
+    /// it must go as soon as it is not needed).
+    pub fn keeps_sealed(&self, pending: &[u8; 32]) -> bool {
+        self.tracks
+            .get(pending)
+            .is_some_and(|t| t.lock().unwrap_or_else(|p| p.into_inner()).sealed.is_some())
     }
 
     /// How long until the automatic fallback is due; `None` when there is
@@ -328,103 +419,4 @@ impl Deliveries {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(channel: Channel, id: &str) -> Message {
-        Message {
-            provider: "didfarm",
-            id: Some(Arc::from(id)),
-            channel,
-            status: Status::Queued,
-            reported: true,
-            at: Instant::now(),
-            error_code: None,
-        }
-    }
-
-    fn update(id: &str, status: Status) -> StatusUpdate {
-        StatusUpdate {
-            message_id: id.into(),
-            status,
-            error_code: None,
-            error_message: None,
-        }
-    }
-
-    fn deliveries(fallback_after: Duration) -> Deliveries {
-        Deliveries::new(
-            Duration::from_secs(300),
-            fallback_after,
-            Duration::from_secs(30),
-        )
-    }
-
-    #[test]
-    fn a_failed_whatsapp_message_makes_the_sms_fallback_due_once() {
-        let d = deliveries(Duration::from_secs(3600));
-        d.started(
-            &[1; 32],
-            [9; 32],
-            msg(Channel::Whatsapp, "w1"),
-            Some(Channel::Sms),
-        );
-        assert_eq!(d.view(&[1; 32]).unwrap().fallback_due, None);
-        let a = d.update("didfarm", &update("w1", Status::Failed)).unwrap();
-        assert_eq!(
-            (a.number_id, a.status, a.stale),
-            ([9; 32], Status::Failed, false)
-        );
-        assert_eq!(d.view(&[1; 32]).unwrap().fallback_due, Some(Channel::Sms));
-        assert_eq!(d.take_fallback(&[1; 32]), Some(Channel::Sms));
-        assert_eq!(d.take_fallback(&[1; 32]), None);
-    }
-
-    #[test]
-    fn a_delivered_message_needs_no_fallback_even_after_the_wait() {
-        let d = deliveries(Duration::ZERO);
-        d.started(
-            &[1; 32],
-            [9; 32],
-            msg(Channel::Whatsapp, "w1"),
-            Some(Channel::Sms),
-        );
-        d.update("didfarm", &update("w1", Status::Delivered));
-        assert_eq!(d.take_fallback(&[1; 32]), None);
-        let v = d.view(&[1; 32]).unwrap();
-        assert_eq!((v.status, v.late), (Status::Delivered, false));
-    }
-
-    #[test]
-    fn unknown_ids_and_other_providers_ids_match_nothing() {
-        let d = deliveries(Duration::from_secs(10));
-        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m1"), None);
-        assert!(d.update("didfarm", &update("m2", Status::Failed)).is_none());
-        assert!(d.update("twilio", &update("m1", Status::Failed)).is_none());
-        assert_eq!(d.view(&[1; 32]).unwrap().status, Status::Queued);
-    }
-
-    #[test]
-    fn a_late_sent_report_does_not_undo_delivered() {
-        let d = deliveries(Duration::from_secs(10));
-        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m1"), None);
-        d.update("didfarm", &update("m1", Status::Delivered));
-        let a = d.update("didfarm", &update("m1", Status::Sent)).unwrap();
-        assert!(a.stale);
-        assert_eq!(d.view(&[1; 32]).unwrap().status, Status::Delivered);
-    }
-
-    #[test]
-    fn a_new_code_forgets_the_old_codes_messages() {
-        let d = deliveries(Duration::ZERO);
-        d.started(
-            &[1; 32],
-            [9; 32],
-            msg(Channel::Whatsapp, "w1"),
-            Some(Channel::Sms),
-        );
-        d.started(&[1; 32], [9; 32], msg(Channel::Sms, "m2"), None);
-        assert!(d.update("didfarm", &update("w1", Status::Failed)).is_none());
-        assert_eq!(d.take_fallback(&[1; 32]), None);
-    }
-}
+mod tests;

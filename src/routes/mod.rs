@@ -1,25 +1,31 @@
 //! The gateway's own endpoints under `/.otpgate/`: the code page, code
-//! checks, resends, assets, the sandbox inbox and a health check.
+//! checks, resends (`resend`), assets, the sandbox inbox and a health
+//! check; `page` renders the code page for all of them.
 
-use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
+mod page;
+mod resend;
+
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::audit::{Event, Subject};
+use crate::audit::Event;
 use crate::body::{Body, empty, full};
-use crate::config::Channel;
 use crate::credentials;
 use crate::error::GateError;
 use crate::headers::ClientView;
-use crate::limits::{self, Window};
 use crate::otp::{self, Status, Verdict};
-use crate::pages::{self, Alternative, Back, MessagePage, Notice, SandboxPage, VerifyPage};
+use crate::pages::{self, Back, Notice, SandboxPage};
 use crate::phone::Number;
-use crate::send::{self, Outcome};
+use crate::send;
 use crate::standing::{self, Standing};
 use crate::state::{App, State};
 use crate::text::Text;
-use crate::{cookies, csrf, factor, redirect, sms};
+use crate::{csrf, factor, redirect};
+
+use page::{after_send, no_phone, page_ctx, usable_number};
 
 pub const PREFIX: &str = "/.otpgate/";
 /// Largest form body accepted by the gateway's endpoints.
@@ -56,7 +62,7 @@ pub fn error_back(t: &'static Text, uri: &http::Uri) -> Back {
 }
 
 pub async fn serve(
-    state: &State,
+    state: &Arc<State>,
     app: &App,
     view: &ClientView,
     req: Request<Incoming>,
@@ -66,7 +72,7 @@ pub async fn serve(
     match path {
         "verify" if read_only => code_page(state, app, view, &req).await,
         "verify" if req.method() == Method::POST => check_code(state, app, view, req).await,
-        "resend" if req.method() == Method::POST => resend(state, app, view, req).await,
+        "resend" if req.method() == Method::POST => resend::resend(state, app, view, req).await,
         "verify" | "resend" => Err(GateError::MethodNotAllowed),
         "status" if read_only => status(state, app, view, &req).await,
         "health" if read_only => Ok(plain("ok\n")),
@@ -141,100 +147,8 @@ async fn visitor<B>(
     })
 }
 
-/// The page state shared by every answer that shows the code form.
-struct PageCtx<'a> {
-    state: &'a State,
-    app: &'a App,
-    csrf: String,
-    rd: &'a str,
-    masked: String,
-    number_id: [u8; 32],
-    /// The pending code's key (app and user).
-    key: [u8; 32],
-    /// The channels that reach this number, in order of preference.
-    channels: &'a [Channel],
-}
-
-impl PageCtx<'_> {
-    /// The page with the reason a limit holds, how long it holds, and
-    /// `Retry-After` (RFC 9110 §10.2.3).
-    fn limited(&self, l: limits::Limited) -> Response<Body> {
-        let t = self.state.text;
-        let template = match l.window {
-            Window::Cooldown => t.wait_cooldown,
-            Window::Hour => t.wait_hour,
-            Window::Day => t.wait_day,
-            Window::NetworkMinute | Window::NetworkHour => t.wait_network,
-            Window::Account => t.wait_account,
-            Window::Pumping => t.wait_pumping,
-        };
-        let notice = Notice::error(t.wait(template, l.wait));
-        let mut res = self.render(StatusCode::TOO_MANY_REQUESTS, Some(notice), false);
-        res.headers_mut().insert(
-            RETRY_AFTER,
-            HeaderValue::from(crate::text::ceil_secs(l.wait)),
-        );
-        res
-    }
-
-    /// Who an audit record of this page is about.
-    fn subject<'s>(
-        &'s self,
-        user: &'s User,
-        number: &'s Number,
-        view: &'s ClientView,
-    ) -> Subject<'s> {
-        Subject::new(
-            &self.app.cfg.name,
-            &user.name,
-            number,
-            &self.number_id,
-            view,
-        )
-    }
-
-    fn render(&self, status: StatusCode, notice: Option<Notice>, invalid: bool) -> Response<Body> {
-        let code_alive = self.state.otp.status(&self.key) == Status::Alive;
-        let wait = self.state.limiter.cooldown_left(&self.number_id);
-        let wait = crate::text::ceil_secs(wait);
-        let t = self.state.text;
-        let view = self.state.deliveries.view(&self.key);
-        let progress = view.as_ref().map(|v| v.progress());
-        let page = VerifyPage {
-            t: self.state.text,
-            app: &self.app.cfg.name,
-            notice,
-            sent_to: Some(self.state.text.sent_to(&self.masked, false)),
-            code_alive,
-            invalid,
-            csrf: &self.csrf,
-            rd: self.rd,
-            verify_action: verify_url(self.rd),
-            resend_action: endpoint_url("resend", self.rd),
-            length: self.state.otp.length(),
-            wait,
-            delivery: view
-                .as_ref()
-                .zip(progress)
-                .map(|(v, p)| t.delivery(v.channel, p))
-                .unwrap_or_default(),
-            progress: progress.map_or("none", |p| p.as_str()),
-            show_alternatives: progress.is_some_and(|p| p.offers_alternatives()),
-            alternatives: self
-                .channels
-                .iter()
-                .map(|c| Alternative {
-                    channel: c.as_str(),
-                    label: t.send_by(*c),
-                })
-                .collect(),
-        };
-        pages::html(status, &page)
-    }
-}
-
 async fn code_page(
-    state: &State,
+    state: &Arc<State>,
     app: &App,
     view: &ClientView,
     req: &Request<Incoming>,
@@ -364,93 +278,6 @@ async fn posted(
     })))
 }
 
-async fn resend(
-    state: &State,
-    app: &App,
-    view: &ClientView,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, GateError> {
-    let Post {
-        req,
-        form,
-        rd,
-        user,
-        ..
-    } = match posted(state, app, view, req).await? {
-        Posted::Done(res) => return Ok(res),
-        Posted::By(post) => *post,
-    };
-    let Some(number) = usable_number(app, view, &user) else {
-        return Ok(no_phone(state, app));
-    };
-    let page = page_ctx(state, app, &rd, &user, &number);
-    // A locked account gets no code at all until the lock ends.
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
-        state.audit.otp(
-            &page.subject(&user, &number, view),
-            Event::SendLimited(locked),
-        );
-        return Ok(page.limited(locked));
-    }
-    let requested = match form.get("channel") {
-        None => None,
-        Some(c) => Some(
-            Channel::parse(c)
-                .filter(|c| page.channels.contains(c))
-                .ok_or(GateError::BadRequest(
-                    "that channel is not offered for this phone number",
-                ))?,
-        ),
-    };
-    // While the code is alive the same code goes out again, so a late SMS still works.
-    let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
-        .and_then(|v| otp::unseal(&state.keys, v))
-        .filter(|code| state.otp.is_alive_code(&user.pending, code));
-    // The page asks for the fallback when it is due (`fallback=1`); asking
-    // for that channel by hand while it is due is the same thing. It needs
-    // the user's sealed copy: the server does not keep the code.
-    let wants_fallback = form.contains_key("fallback");
-    let due = state
-        .deliveries
-        .view(&user.pending)
-        .and_then(|v| v.fallback_due);
-    let fallback = match (due, &same) {
-        (Some(due), Some(_)) if wants_fallback || requested == Some(due) => {
-            state.deliveries.take_fallback(&user.pending)
-        }
-        _ => None,
-    };
-    if wants_fallback && fallback.is_none() {
-        return Ok(see_other(&verify_url(&rd)));
-    }
-    let pick = match (fallback, requested) {
-        (Some(c), _) => send::Pick::Fallback(c),
-        (None, Some(c)) => send::Pick::Only(c),
-        (None, None) => send::Pick::Preferred,
-    };
-    let mode = match same {
-        Some(code) => send::Mode::Same(code),
-        None => send::Mode::New,
-    };
-    let outcome = send::code(state, app, view, &user.recipient(&number), mode, pick).await;
-    if let Outcome::Sent(code, _) = &outcome {
-        let mut res = see_other(&format!("{}&m=resent", verify_url(&rd)));
-        set_cookie(
-            &mut res,
-            &otp::seal(&state.keys, code, state.settings.otp.ttl, view.https),
-        );
-        return Ok(res);
-    }
-    // Nothing went out: the fallback may be asked for again. An uncertain
-    // send keeps it taken (the message may still arrive).
-    if let Some(c) = fallback
-        && !matches!(outcome, Outcome::Uncertain(_))
-    {
-        state.deliveries.restore_fallback(&user.pending, c);
-    }
-    Ok(after_send(&page, outcome, view))
-}
-
 async fn check_code(
     state: &State,
     app: &App,
@@ -492,9 +319,18 @@ async fn check_code(
         );
         audit(Event::AccountLocked);
     }
+    // A dead code's sealed fallback copy goes with it (`fallback`).
+    if matches!(verdict, Verdict::Correct | Verdict::Locked) {
+        state.deliveries.code_died(&user.pending, None);
+    }
     Ok(match verdict {
         Verdict::Correct => {
             state.abuse.record_success(&user.pending);
+            // An account that entered its code is an office's user, not an
+            // attacker's: it no longer counts against the address.
+            state
+                .abuse
+                .code_entered(&state.ip_key(view.ip), &user.pending);
             state.pumping.record_verified(&number, &page.number_id);
             event("otp.verified");
             audit(Event::Verified);
@@ -548,85 +384,6 @@ async fn check_code(
             true,
         ),
     })
-}
-
-fn page_ctx<'a>(
-    state: &'a State,
-    app: &'a App,
-    rd: &'a str,
-    user: &User,
-    number: &Number,
-) -> PageCtx<'a> {
-    PageCtx {
-        state,
-        app,
-        csrf: csrf::token(state, app, &user.session),
-        rd,
-        masked: number.masked(),
-        number_id: state.number_id(number),
-        key: user.pending,
-        channels: sms::channels_for(&state.settings.sms, number),
-    }
-}
-
-fn after_send(page: &PageCtx<'_>, outcome: Outcome, view: &ClientView) -> Response<Body> {
-    let t = page.state.text;
-    let uncertain = matches!(outcome, Outcome::Uncertain(_));
-    match outcome {
-        Outcome::Sent(code, _) | Outcome::Uncertain(code) => {
-            let notice = uncertain.then(|| Notice::error(t.send_uncertain));
-            let mut res = page.render(StatusCode::OK, notice, false);
-            // The user's sealed copy, so a resend repeats this code.
-            let ttl = page.state.settings.otp.ttl;
-            set_cookie(
-                &mut res,
-                &otp::seal(&page.state.keys, &code, ttl, view.https),
-            );
-            res
-        }
-        Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
-        Outcome::CountryRefused => pages::html(
-            StatusCode::FORBIDDEN,
-            &MessagePage {
-                t,
-                app: Some(&page.app.cfg.name),
-                title: t.title,
-                message: t.country_refused,
-                back: "/",
-                back_label: t.back,
-            },
-        ),
-        Outcome::Limited(l) => page.limited(l),
-        Outcome::Failed => page.render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(Notice::error(t.send_failed)),
-            false,
-        ),
-    }
-}
-
-/// The user's number if it is usable; logs why not otherwise.
-fn usable_number(app: &App, view: &ClientView, user: &User) -> Option<Number> {
-    let why = match user.phone.as_deref().map(Number::parse) {
-        Some(Ok(number)) => return Some(number),
-        Some(Err(e)) => e.to_string(),
-        None => "is missing".to_string(),
-    };
-    tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
-    None
-}
-
-fn no_phone(state: &State, app: &App) -> Response<Body> {
-    let t = state.text;
-    let page = MessagePage {
-        t,
-        app: Some(&app.cfg.name),
-        title: t.title,
-        message: t.no_phone,
-        back: "/",
-        back_label: t.back,
-    };
-    pages::html(StatusCode::CONFLICT, &page)
 }
 
 /// Reads a small urlencoded form; the request comes back without its body.
