@@ -194,7 +194,7 @@ async fn explain_one(
                 "4. second factor: the otpgate cookie proves it for {user:?} with this very session"
             );
             println!(
-                "decision: pass to the app with X-Otpgate-User: {user} (no call to the who-am-I path)"
+                "decision: pass to the app with X-Otpgate-User: {user} (the gateway checks that the app still names {user} at most every recheck_interval, and after anything that may have logged someone in)"
             );
             return decided(Some(user.clone()));
         }
