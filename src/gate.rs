@@ -15,6 +15,7 @@ use crate::body::{Body, empty};
 use crate::credentials::{Credentials, Memo};
 use crate::decision::{self, Decided, Decision};
 use crate::error::GateError;
+use crate::failure_log::Line;
 use crate::headers::{self, ClientView};
 use crate::state::{App, State};
 use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
@@ -38,6 +39,8 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
+    // Cheap (a reference count): the app of a failed request is found again.
+    let host = req.headers().get(http::header::HOST).cloned();
     match gate(&state, &conn, req).await {
         Ok(res) => res,
         Err(err) => {
@@ -47,10 +50,25 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             } else {
                 uri.path()
             };
-            if err.status().is_server_error() {
-                tracing::warn!(%method, path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
-            } else {
-                tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused");
+            let app = host
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .or(uri.host())
+                .and_then(|h| state.app_for(&headers::host_without_port(h).to_ascii_lowercase()));
+            match (&err, app) {
+                // The app down under load: a line per request would flood the log.
+                (
+                    GateError::UpstreamUnreachable(_)
+                    | GateError::UpstreamTimeout
+                    | GateError::IdentityUnusable(_),
+                    Some(app),
+                ) => upstream_failed(app, &err),
+                _ if err.status().is_server_error() => {
+                    tracing::warn!(%method, path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
+                }
+                _ => {
+                    tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused")
+                }
             }
             let mut res = pages::error(state.text, &err, page.as_ref());
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
@@ -101,6 +119,23 @@ async fn gate(
     }
 }
 
+/// Logs an upstream failure of `app`: the first at once, then a summary at
+/// most every `failure_log::INTERVAL`.
+fn upstream_failed(app: &App, err: &GateError) {
+    let cause = std::error::Error::source(err).map_or_else(|| err.to_string(), |s| s.to_string());
+    match app.upstream_failures.failed(std::time::Instant::now()) {
+        Some(Line::First) => tracing::warn!(
+            event = "upstream.failing", app = %app.cfg.name, error = %err, cause = %cause,
+            "the application {} is failing: {err}", app.cfg.name
+        ),
+        Some(Line::Summary { count, over }) => tracing::warn!(
+            event = "upstream.failing", app = %app.cfg.name, failed = count, seconds = over.as_secs(), error = %err, cause = %cause,
+            "the application {}: {count} more requests failed in the last {} s ({err})", app.cfg.name, over.as_secs()
+        ),
+        None => {}
+    }
+}
+
 /// Forwards to the app and applies the response-side rules.
 async fn pass(
     state: &State,
@@ -135,6 +170,12 @@ async fn pass(
         user,
     )
     .await?;
+    if let Some(back) = app.upstream_failures.succeeded(std::time::Instant::now()) {
+        tracing::warn!(
+            event = "upstream.recovered", app = %app.cfg.name, failed = back.failed, seconds = back.over.as_secs(),
+            "the application {} answers again, after {} failed requests over {} s", app.cfg.name, back.failed, back.over.as_secs()
+        );
+    }
     if let Some(session) = &creds.session
         && (may_log_in || res.headers().contains_key(SET_COOKIE))
     {

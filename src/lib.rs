@@ -20,6 +20,7 @@ pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod factor;
+pub mod failure_log;
 pub mod fallback;
 pub mod gate;
 pub mod headers;

@@ -22,6 +22,8 @@ use crate::text::{EN, Text};
 pub struct App {
     pub index: usize,
     pub cfg: AppSettings,
+    /// The app's upstream failing: logged once, then summarised.
+    pub upstream_failures: crate::failure_log::FailureLog,
     /// Who-am-I answers (see `identity`).
     pub identities: Cache,
     /// Sessions whose answer was just invalidated: no answer fetched around
@@ -175,6 +177,7 @@ impl State {
                     })
                     .build(),
                 suspicious: Default::default(),
+                upstream_failures: Default::default(),
             })
             .collect();
         let o = &settings.otp;

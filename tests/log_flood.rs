@@ -1,0 +1,71 @@
+//! An app that is down while requests keep coming writes a few log lines,
+//! not one per request, and one line when it answers again.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_that_is_down_under_a_burst_writes_a_bounded_number_of_lines_and_one_when_it_is_back()
+ {
+    let logs = capture_logs();
+    // A port with nothing behind it: every request to the app is refused.
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = spare.local_addr().unwrap();
+    drop(spare);
+    let env = Env::with_config(|t| {
+        let start = t.find("upstream = \"").unwrap() + 12;
+        let end = start + t[start..].find('"').unwrap();
+        let t = format!("{}http://{down}{}", &t[..start], &t[end..]);
+        t.replace("name = \"Test CRM\"", "name = \"Flooded CRM\"")
+    })
+    .await;
+    let client = plain_client();
+    for _ in 0..300 {
+        let res = client
+            .get(env.url("/reports"))
+            .header("host", "gate.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 502, "the app is down");
+    }
+    let lines = |needle: &str| {
+        logs.text()
+            .lines()
+            .filter(|l| l.contains("Flooded CRM") && l.contains(needle))
+            .count()
+    };
+    let failing = lines("upstream.failing");
+    assert!(
+        (1..=3).contains(&failing),
+        "300 failures, {failing} lines:\n{}",
+        logs.text()
+    );
+    assert_eq!(lines("request failed"), 0, "no line per request");
+
+    // The app comes back on the same address.
+    let app = tokio::net::TcpListener::bind(down).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = app.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(text(200, "back"))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    let res = client
+        .get(env.url("/reports"))
+        .header("host", "gate.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(lines("upstream.recovered"), 1, "{}", logs.text());
+}
