@@ -65,7 +65,14 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The gateway and the demo log as their configuration says, once read;
+    // the other commands print what they have to say.
+    if matches!(
+        cli.command,
+        Some(Command::Admin { .. } | Command::Explain { .. })
+    ) {
+        init_logging(None);
+    }
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::Demo(ports)) => runtime().block_on(crate::demo::run(&cli.config, ports)),
@@ -128,6 +135,7 @@ async fn run(path: &Path) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    init_logging(Some(&settings.log));
     serve(settings).await
 }
 
@@ -167,13 +175,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-fn init_logging() {
+/// Logging as `[log]` says (text or JSON lines, the level); `RUST_LOG`
+/// overrides the level. Secrets never reach it in either format: log
+/// lines name masked numbers and keyed hashes only.
+pub fn init_logging(log: Option<&config::LogSettings>) {
+    let level = log.map_or("info", |l| l.level.as_str());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // A second call (tests, the demo after a config) keeps the first.
+    let _ = if log.is_some_and(|l| l.json) {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 #[cfg(unix)]

@@ -70,6 +70,7 @@ pub async fn run(config_path: &Path, ports: Ports) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::cli::init_logging(Some(&settings.log));
     // The demo never sends real messages, whatever the file says.
     settings.sms.providers = vec![ProviderSettings::Sandbox];
     // Ports that are taken (a demo already running, another service) fall

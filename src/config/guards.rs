@@ -1,13 +1,13 @@
-//! Validation of the `[admin]` and `[pumping]` tables: the admin API's
-//! address and the OTP-pumping guard's rules.
+//! Validation of the `[admin]`, `[log]` and `[pumping]` tables: the admin
+//! API's address, the log's format and level, and the OTP-pumping guard's rules.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawAdmin, RawPumping};
+use super::raw::{RawAdmin, RawLog, RawPumping};
 use super::validate::{Ctx, Result};
-use super::{AdminSettings, PumpingMode, PumpingSettings, ServerSettings};
+use super::{AdminSettings, LogSettings, PumpingMode, PumpingSettings, ServerSettings};
 use crate::phone;
 
 impl Ctx<'_> {
@@ -73,6 +73,30 @@ impl Ctx<'_> {
             socket: None,
             listen: Some(addr),
         })
+    }
+
+    pub(super) fn log(&self, l: &RawLog) -> Result<LogSettings> {
+        let json = match &l.format {
+            None => false,
+            Some(f) => match f.get_ref().as_str() {
+                "text" => false,
+                "json" => true,
+                other => {
+                    return Err(self.at(f, "log.format", format!("{other:?} is not a log format; write \"text\" (the default) or \"json\" (one JSON object per line)")));
+                }
+            },
+        };
+        let level = match &l.level {
+            None => "info".to_string(),
+            Some(v) => {
+                let text = v.get_ref().trim();
+                tracing_subscriber::EnvFilter::builder()
+                    .parse(text)
+                    .map_err(|e| self.at(v, "log.level", format!("{text:?} is not a log level or filter ({e}); write \"info\", \"warn\", \"debug\" or a filter such as \"otpgate=debug,info\"")))?;
+                text.to_string()
+            }
+        };
+        Ok(LogSettings { json, level })
     }
 
     pub(super) fn pumping(&self, p: &RawPumping) -> Result<PumpingSettings> {

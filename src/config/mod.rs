@@ -76,6 +76,16 @@ pub struct Settings {
     pub audit: Option<PathBuf>,
     pub admin: AdminSettings,
     pub pumping: PumpingSettings,
+    pub log: LogSettings,
+}
+
+/// How the gateway logs (`[log]`).
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// A `tracing` filter (`info`, `otpgate=debug,info`); `RUST_LOG` wins.
+    pub level: String,
 }
 
 #[derive(Debug, Clone)]

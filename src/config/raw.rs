@@ -26,6 +26,15 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub pumping: RawPumping,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<S<String>>,
+    pub level: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -264,6 +264,7 @@ impl Ctx<'_> {
         self.distinct_hosts(&raw.apps, &apps)?;
         let audit = raw.audit.as_ref().map(|a| self.audit(a)).transpose()?;
         let admin = self.admin(&raw.admin, &server)?;
+        let log = self.log(&raw.log)?;
         let pumping = self.pumping(&raw.pumping)?;
         Ok(Settings {
             server,
@@ -273,6 +274,7 @@ impl Ctx<'_> {
             apps,
             audit,
             admin,
+            log,
             pumping,
         })
     }

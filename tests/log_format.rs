@@ -1,0 +1,115 @@
+//! `[log] format = "json"`: every line the running binary writes is one
+//! JSON object a log shipper can parse; `level` and mistakes in `[log]`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"[server]
+listen = "127.0.0.1:0"
+[admin]
+socket = ""
+[log]
+format = "json"
+level = "info"
+[sms]
+provider = "sandbox"
+[[apps]]
+name = "CRM"
+upstream = "http://127.0.0.1:9"
+session_cookie = "sessionid"
+userinfo_path = "/api/me"
+user_pointer = "/username"
+phone_pointer = "/phone"
+"#;
+
+#[test]
+fn json_logs_are_one_json_object_per_line_with_the_event_fields_at_the_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("otpgate.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let mut addr = None;
+    // Read until the listening line names the address.
+    while addr.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        if v["message"] == "otpgate listening" {
+            addr = v["addr"].as_str().map(str::to_string);
+        }
+        seen.push(v);
+    }
+    let addr = addr.expect("the gateway says where it listens");
+    // A refused request writes a line about it.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    stream
+        .write_all(
+            b"GET /.otpgate/nothing-here HTTP/1.1\r\nHost: crm.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let mut refused = None;
+    while refused.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        if v["message"] == "request refused" {
+            refused = Some(v);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let refused = refused.expect("the refused request is logged");
+    assert_eq!(refused["level"], "INFO");
+    assert_eq!(refused["path"], "/.otpgate/nothing-here");
+    assert!(refused["timestamp"].is_string());
+    assert!(
+        seen.iter().any(|v| v["level"] == "WARN"),
+        "the sandbox warning is a line too"
+    );
+}
+
+#[test]
+fn a_log_format_or_level_that_does_not_exist_is_refused_at_its_line() {
+    for (bad, key) in [
+        ("format = \"yaml\"", "log.format"),
+        ("level = \"loud[\"", "log.level"),
+    ] {
+        let text = CONFIG
+            .replace(
+                "format = \"json\"",
+                if key == "log.format" {
+                    bad
+                } else {
+                    "format = \"json\""
+                },
+            )
+            .replace(
+                "level = \"info\"",
+                if key == "log.level" {
+                    bad
+                } else {
+                    "level = \"info\""
+                },
+            );
+        let err =
+            otpgate::config::parse(&text, "gw.toml", std::path::Path::new(".")).expect_err(bad);
+        let line = text.lines().position(|l| l == bad).unwrap() + 1;
+        assert_eq!(err.line, Some(line), "{err}");
+        assert_eq!(err.key, key, "{err}");
+    }
+}
