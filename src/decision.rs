@@ -75,11 +75,11 @@ pub struct Decided<'s> {
 pub async fn decide<'s, B>(
     state: &'s State,
     ids: &impl IdentitySource,
-    conn: (&headers::Peer, bool, usize),
+    conn: (&headers::Peer, bool, usize, &http::HeaderValue),
     memo: Option<&Memo>,
     req: &Request<B>,
 ) -> Result<Decided<'s>, GateError> {
-    let (peer, tls, worker) = conn;
+    let (peer, tls, worker, request_id) = conn;
     // A reverse proxy opens no tunnels (RFC 9110 §9.3.6).
     if req.method() == Method::CONNECT {
         return Err(GateError::MethodNotAllowed);
@@ -105,6 +105,7 @@ pub async fn decide<'s, B>(
         &state.settings.server.trusted_proxies,
     );
     view.worker = worker;
+    view.request_id = request_id.clone();
     if view.host.is_empty() {
         return Err(GateError::MissingHost);
     }
@@ -261,7 +262,15 @@ bypass = ["/static/"]
         }
 
         async fn decide(&self, req: Request<()>) -> Result<Decided<'_>, GateError> {
-            decide(&self.state, &self.table, (&self.peer, false, 0), None, &req).await
+            let id = http::HeaderValue::from_static("t-1");
+            decide(
+                &self.state,
+                &self.table,
+                (&self.peer, false, 0, &id),
+                None,
+                &req,
+            )
+            .await
         }
     }
 

@@ -17,6 +17,7 @@ use crate::decision::{self, Decided, Decision};
 use crate::error::GateError;
 use crate::failure_log::Line;
 use crate::headers::{self, ClientView};
+use crate::request_id::X_REQUEST_ID;
 use crate::state::{App, State};
 use crate::{cookies, factor, otp, pages, proxy, routes, webhook};
 
@@ -41,7 +42,10 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let version = req.version();
     // Cheap (a reference count): the app of a failed request is found again.
     let host = req.headers().get(http::header::HOST).cloned();
-    match gate(&state, &conn, req).await {
+    let trusted = &state.settings.server.trusted_proxies;
+    let peer_trusted = trusted.iter().any(|n| n.contains(&conn.peer.ip()));
+    let request_id = state.request_ids.for_request(req.headers(), peer_trusted);
+    match gate(&state, &conn, req, &request_id).await {
         Ok(res) => res,
         Err(err) => {
             // A webhook path carries its secret token: log only the prefix.
@@ -70,7 +74,9 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
                     tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused")
                 }
             }
-            let mut res = pages::error(state.text, &err, page.as_ref());
+            let reference = request_id.to_str().unwrap_or("");
+            let mut res = pages::error(state.text, &err, page.as_ref(), reference);
+            res.headers_mut().insert(X_REQUEST_ID, request_id);
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
             // stalled body must not be read as the next request. HTTP/2
             // has no Connection field (RFC 9113 §8.2.2): the stream ends.
@@ -87,10 +93,11 @@ async fn gate(
     state: &Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
+    request_id: &HeaderValue,
 ) -> Result<Response<Body>, GateError> {
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
-    let facts = (&conn.forwarded_peer, conn.tls, conn.worker);
+    let facts = (&conn.forwarded_peer, conn.tls, conn.worker, request_id);
     let Decided { decision, view } =
         decision::decide(state, &**state, facts, Some(&conn.memo), &req).await?;
     match decision {

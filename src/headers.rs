@@ -172,6 +172,8 @@ pub struct ClientView {
     peer: Peer,
     /// The client's `User-Agent`, for the audit log (a cheap shared copy).
     pub user_agent: Option<HeaderValue>,
+    /// This request's id (`request_id`); empty until the gate sets it.
+    pub request_id: HeaderValue,
 }
 
 impl ClientView {
@@ -203,6 +205,7 @@ impl ClientView {
                 forwarded_for: false,
                 peer: direct,
                 user_agent,
+                request_id: HeaderValue::from_static(""),
             };
         }
         // Walk X-Forwarded-For from the right: each trusted proxy appended the
@@ -242,6 +245,7 @@ impl ClientView {
             forwarded_for: false,
             peer: direct,
             user_agent,
+            request_id: HeaderValue::from_static(""),
         }
     }
 
@@ -263,6 +267,7 @@ impl ClientView {
             forwarded_for: false,
             peer: Peer::new(ip),
             user_agent,
+            request_id: HeaderValue::from_static(""),
         }
     }
 

@@ -170,6 +170,11 @@ pub async fn ask_reading(
         HeaderValue::from_static(concat!("otpgate/", env!("CARGO_PKG_VERSION"))),
     );
     headers::set_forwarded(h, view);
+    if view.request_id.is_empty() {
+        h.remove(crate::request_id::X_REQUEST_ID);
+    } else {
+        h.insert(crate::request_id::X_REQUEST_ID, view.request_id.clone());
+    }
 
     let res = state
         .client(view.worker)

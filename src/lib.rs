@@ -33,6 +33,7 @@ pub mod phone;
 pub mod proxy;
 pub mod pumping;
 pub mod redirect;
+pub mod request_id;
 pub mod routes;
 pub mod send;
 pub mod server;

@@ -88,6 +88,8 @@ pub struct MessagePage<'a> {
     pub message: &'a str,
     pub back: &'a str,
     pub back_label: &'a str,
+    /// The request's id, for the user to quote (error pages).
+    pub reference: Option<&'a str>,
 }
 
 /// Where an error page's one link leads, and what it says.
@@ -120,7 +122,7 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response<Body> {
 
 /// A gateway error as a page with one way back (for a browser showing the
 /// answer as a document), or as JSON (for everything else).
-pub fn error(t: &Text, err: &GateError, page: Option<&Back>) -> Response<Body> {
+pub fn error(t: &Text, err: &GateError, page: Option<&Back>, request_id: &str) -> Response<Body> {
     let status = err.status();
     let message = err.public_message();
     if let Some(back) = page {
@@ -133,10 +135,11 @@ pub fn error(t: &Text, err: &GateError, page: Option<&Back>) -> Response<Body> {
                 message: &message,
                 back: &back.href,
                 back_label: back.label,
+                reference: Some(request_id).filter(|r| !r.is_empty()),
             },
         )
     } else {
-        let body = serde_json::json!({ "error": err.code(), "message": message });
+        let body = serde_json::json!({ "error": err.code(), "message": message, "request_id": request_id });
         with_headers(status, "application/json", body.to_string())
     }
 }

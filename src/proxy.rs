@@ -74,6 +74,12 @@ pub async fn forward(
         h.insert(http::header::UPGRADE, proto.clone());
     }
     headers::set_forwarded(h, view);
+    // Ours, or a trusted proxy's: never one the client made up.
+    if view.request_id.is_empty() {
+        h.remove(crate::request_id::X_REQUEST_ID);
+    } else {
+        h.insert(crate::request_id::X_REQUEST_ID, view.request_id.clone());
+    }
     if let Some(user) = user {
         let v = HeaderValue::from_str(user).map_err(|_| {
             GateError::IdentityUnusable("the user name cannot be sent in a header".into())

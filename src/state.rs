@@ -147,6 +147,7 @@ pub struct State {
     pub text: &'static Text,
     /// Upgraded connections, drained at shutdown.
     pub tunnels: proxy::Tunnels,
+    pub request_ids: crate::request_id::RequestIds,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
     /// Stops the fallback timers when the gateway stops.
@@ -207,6 +208,7 @@ impl State {
             settings,
             text: &EN,
             tunnels: proxy::Tunnels::default(),
+            request_ids: Default::default(),
             audit: Audit::off(),
             timers: Default::default(),
         })

@@ -39,6 +39,8 @@ pub struct Text {
     pub error_title: &'static str,
     pub back: &'static str,
     pub back_to_code: &'static str,
+    /// Before the request id on an error page.
+    pub reference: &'static str,
     pub sandbox_title: &'static str,
     pub sandbox_intro: &'static str,
     pub sandbox_empty: &'static str,
@@ -88,6 +90,7 @@ pub const EN: Text = Text {
     error_title: "Something went wrong",
     back: "Back",
     back_to_code: "Back to the code page",
+    reference: "If you ask for help, quote this reference:",
     sandbox_title: "otpgate sandbox: messages",
     sandbox_intro: "The sandbox provider sends nothing. These are the messages it would have sent, newest first. Never use it in production.",
     sandbox_empty: "No messages yet.",

@@ -187,6 +187,7 @@ pub(super) fn after_send(
                 message: t.country_refused,
                 back: "/",
                 back_label: t.back,
+                reference: None,
             },
         ),
         Outcome::Limited(l) => page.limited(l),
@@ -218,6 +219,7 @@ pub(super) fn no_phone(state: &State, app: &App) -> Response<Body> {
         message: t.no_phone,
         back: "/",
         back_label: t.back,
+        reference: None,
     };
     pages::html(StatusCode::CONFLICT, &page)
 }
