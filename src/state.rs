@@ -9,6 +9,7 @@ use crate::abuse::AbuseGuard;
 use crate::audit::Audit;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::delivery::Deliveries;
+use crate::events::Events;
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
 use crate::limits::SendLimiter;
@@ -147,6 +148,8 @@ pub struct State {
     pub tunnels: proxy::Tunnels,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Where OTP events go: the log here; `Gateway::bind` adds the audit log.
+    pub events: Events,
     /// Stops the fallback timers when the gateway stops.
     pub timers: crate::fallback::Timers,
 }
@@ -205,6 +208,7 @@ impl State {
             text: &EN,
             tunnels: proxy::Tunnels::default(),
             audit: Audit::off(),
+            events: Events::default(),
             timers: Default::default(),
         })
     }
