@@ -150,7 +150,15 @@ pub async fn code(
             code: code.clone(),
             ttl: o.ttl,
         };
-        match state.providers.send(&msg).await {
+        let failed_over = |f: sms::Failover<'_>| {
+            emit(OtpEvent::Failover {
+                channel,
+                from: f.from,
+                to: f.to,
+                error: f.error,
+            })
+        };
+        match state.providers.send(&msg, failed_over).await {
             Ok(accepted) => {
                 if kind == Kind::Replacement {
                     state.otp.install(pending, &code);

@@ -131,6 +131,7 @@ pub(super) fn record(who: &Who<'_>, event: &OtpEvent<'_>) -> Option<Record> {
         }
         OtpEvent::Unlocked => r.outcome = text("lifted_by_admin"),
         OtpEvent::NoPhone { .. }
+        | OtpEvent::Failover { .. }
         | OtpEvent::FallbackUnreadable
         | OtpEvent::PumpingRefused { .. }
         | OtpEvent::CountryCap { .. } => return None,

@@ -69,6 +69,15 @@ impl Sink for Log {
                 error, name, c, channel = channel.as_str(), provider, error = %error, maybe_sent,
                 "code could not be sent"
             ),
+            OtpEvent::Failover {
+                channel,
+                from,
+                to,
+                error,
+            } => log_line!(
+                warn, name, c, from, to, channel = channel.as_str(), error = %error,
+                "provider failed; trying the next one"
+            ),
             OtpEvent::CountryRefused => log_line!(
                 warn,
                 name,

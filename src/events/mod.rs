@@ -79,6 +79,13 @@ pub enum OtpEvent<'a> {
         error: &'a SendError,
         maybe_sent: bool,
     },
+    /// A provider failed and the next one tries the same message.
+    Failover {
+        channel: Channel,
+        from: &'static str,
+        to: &'static str,
+        error: &'a SendError,
+    },
     /// Codes may not go to the number's country.
     CountryRefused,
     /// A send refused by a limit (per number, per address, the account
@@ -157,6 +164,7 @@ impl OtpEvent<'_> {
             },
             Self::SendUncertain { .. } => "otp.send_uncertain",
             Self::SendError { .. } => "otp.send_error",
+            Self::Failover { .. } => "delivery.failover",
             Self::CountryRefused => "otp.country_refused",
             Self::SendLimited(_) | Self::CheckLimited(_) => "rate_limited",
             Self::Verified => "otp.verified",

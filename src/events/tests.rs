@@ -225,6 +225,27 @@ fn sends_have_their_lines_and_records() {
     );
     check(
         &f.who(),
+        OtpEvent::Failover {
+            channel: Channel::Sms,
+            from: "didfarm",
+            to: "twilio",
+            error: &SendError::Timeout,
+        },
+        subject_line(
+            Level::WARN,
+            &[
+                ("event", "\"delivery.failover\""),
+                ("from", "\"didfarm\""),
+                ("to", "\"twilio\""),
+                ("channel", "\"sms\""),
+                ("error", "the provider did not answer in time"),
+                ("message", "provider failed; trying the next one"),
+            ],
+        ),
+        None,
+    );
+    check(
+        &f.who(),
         OtpEvent::CountryRefused,
         subject_line(
             Level::WARN,

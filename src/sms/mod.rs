@@ -109,6 +109,13 @@ pub struct Accepted {
     pub reports_delivery: bool,
 }
 
+/// A provider that failed, and the next one that tries (`delivery.failover`).
+pub struct Failover<'a> {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub error: &'a SendError,
+}
+
 /// A failed send: the last error, and whether any provider may have sent it.
 pub struct Failed {
     pub error: SendError,
@@ -192,15 +199,21 @@ impl Providers {
     /// Sends with the first provider that carries the channel; on a network
     /// error, a timeout or a 5xx the next one tries. Strictly one after the
     /// other, each request finished or abandoned before the next starts, so
-    /// no two providers ever race to deliver the same message.
-    pub async fn send(&self, msg: &Outgoing) -> Result<Accepted, Failed> {
+    /// no two providers ever race to deliver the same message. Each
+    /// failover is told to `failed_over` (the caller emits the event).
+    pub async fn send(
+        &self,
+        msg: &Outgoing,
+        mut failed_over: impl FnMut(Failover<'_>),
+    ) -> Result<Accepted, Failed> {
         let mut failed: Option<Failed> = None;
         for p in self.list.iter().filter(|p| p.carries(msg.channel)) {
             if let Some(f) = &failed {
-                tracing::warn!(
-                    event = "delivery.failover", from = f.provider, to = p.name(), channel = msg.channel.as_str(),
-                    error = %f.error, "provider failed; trying the next one"
-                );
+                failed_over(Failover {
+                    from: f.provider,
+                    to: p.name(),
+                    error: &f.error,
+                });
             }
             match p.send(msg).await {
                 Ok(receipt) => {
