@@ -23,6 +23,7 @@ use http::HeaderValue;
 use tokio::sync::watch;
 
 use crate::config::Channel;
+use crate::events::{OtpEvent, Who};
 use crate::headers::ClientView;
 use crate::otp::{self, Code};
 use crate::phone::Number;
@@ -159,10 +160,9 @@ async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64
         .open_at_rest(PURPOSE, &sealed)
         .and_then(|plain| serde_json::from_str::<Kept>(&plain).ok())
     else {
-        tracing::error!(
-            event = "delivery.fallback_unreadable",
-            "a sealed fallback did not open (was the secret file replaced?); no SMS follows"
-        );
+        state
+            .events
+            .emit(&Who::nobody(), OtpEvent::FallbackUnreadable);
         return;
     };
     let code = Code::opened(kept.code);

@@ -18,6 +18,7 @@ pub mod decision;
 pub mod delivery;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod explain;
 pub mod factor;
 pub mod failure_log;

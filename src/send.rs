@@ -1,15 +1,15 @@
 //! Sending a code: the country check, the rate limits, the code store, the
 //! channels and providers, in the one order that keeps them consistent
-//! (reserve a slot, issue, send; on failure give both back), and the OTP
-//! event log lines.
+//! (reserve a slot, issue, send; on failure give both back), and the
+//! events of each step (`events`).
 
 use std::sync::Arc;
 
-use crate::audit::{Event, Subject};
 use crate::config::Channel;
 use crate::delivery::{Fallback, Message, Status};
+use crate::events::{OtpEvent, SentKind, Who};
 use crate::headers::ClientView;
-use crate::limits::{Limited, Window};
+use crate::limits::Limited;
 use crate::otp::{self, Code};
 use crate::phone::Number;
 use crate::sms::{self, Outgoing};
@@ -83,17 +83,12 @@ pub async fn code(
         pending,
         number,
     } = *to;
-    let masked = number.masked();
     let sms_cfg = &state.settings.sms;
     let number_id = state.number_id(number);
-    let who = Subject::new(&app.cfg.name, user, number, &number_id, view);
-    let audit = |event: Event<'_>| state.audit.otp(&who, event);
+    let who = Who::subject(&app.cfg.name, user, number, &number_id, view);
+    let emit = |event: OtpEvent<'_>| state.events.emit(&who, event);
     if !sms::country_allowed(sms_cfg, number) {
-        audit(Event::CountryRefused);
-        tracing::warn!(
-            event = "otp.country_refused", app = %app.cfg.name, user, phone = %masked, country = number.country_code(),
-            client_ip = %view.ip, "codes may not be sent to this country (sms.allowed_countries / sms.denied_countries)"
-        );
+        emit(OtpEvent::CountryRefused);
         return Outcome::CountryRefused;
     }
     let by_address = state
@@ -113,14 +108,7 @@ pub async fn code(
     {
         Ok(r) => r,
         Err(limited) => {
-            tracing::info!(
-                // A pumping refusal's log lines name the number's prefix: the
-                // last digits beside it would make the whole number.
-                event = "rate_limited", app = %app.cfg.name, user, client_ip = %view.ip,
-                phone = if limited.window == Window::Pumping { "-" } else { masked.as_str() },
-                window = ?limited.window, wait_s = limited.wait.as_secs(), "send refused by rate limit"
-            );
-            audit(Event::SendLimited(limited));
+            emit(OtpEvent::SendLimited(limited));
             return Outcome::Limited(limited);
         }
     };
@@ -147,10 +135,10 @@ pub async fn code(
     let o = &state.settings.otp;
     let host = view.hostname();
     let origin = o.origin_bound.then_some(host.as_str());
-    let event = match (kind, pick) {
-        (_, Pick::Fallback(_)) => "delivery.fallback",
-        (Kind::Again, _) => "otp.resent",
-        _ => "otp.sent",
+    let sent = match (kind, pick) {
+        (_, Pick::Fallback(_)) => SentKind::Fallback,
+        (Kind::Again, _) => SentKind::Again,
+        _ => SentKind::First,
     };
     let mut maybe_sent = None;
     for (i, &channel) in channels.iter().enumerate() {
@@ -162,22 +150,26 @@ pub async fn code(
             code: code.clone(),
             ttl: o.ttl,
         };
-        match state.providers.send(&msg).await {
+        let failed_over = |f: sms::Failover<'_>| {
+            emit(OtpEvent::Failover {
+                channel,
+                from: f.from,
+                to: f.to,
+                error: f.error,
+            })
+        };
+        match state.providers.send(&msg, failed_over).await {
             Ok(accepted) => {
                 if kind == Kind::Replacement {
                     state.otp.install(pending, &code);
                 }
                 let message_id = accepted.receipt.message_id.as_deref().map(Arc::from);
-                tracing::info!(
-                    event, app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip, channel = channel.as_str(),
-                    from = %msg.from, provider = accepted.provider, message_id = message_id.as_deref().unwrap_or("-"),
-                    "code sent"
-                );
-                audit(Event::Sent {
-                    event,
+                emit(OtpEvent::Sent {
+                    kind: sent,
                     channel,
                     provider: accepted.provider,
                     message_id: message_id.as_deref(),
+                    from: &msg.from,
                 });
                 let status = if accepted.receipt.delivered {
                     Status::Delivered
@@ -217,12 +209,12 @@ pub async fn code(
                 return Outcome::Sent(code, channel);
             }
             Err(failed) => {
-                tracing::error!(
-                    event = "otp.send_error", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
-                    channel = channel.as_str(), provider = failed.provider, error = %failed.error, maybe_sent = failed.maybe_sent,
-                    "code could not be sent"
-                );
-                audit(Event::SendError(channel, failed.provider, &failed.error));
+                emit(OtpEvent::SendError {
+                    channel,
+                    provider: failed.provider,
+                    error: &failed.error,
+                    maybe_sent: failed.maybe_sent,
+                });
                 if failed.maybe_sent {
                     // Another channel now could deliver the code twice.
                     maybe_sent = Some((channel, failed.provider));
@@ -232,7 +224,7 @@ pub async fn code(
         }
     }
     if let Some((channel, provider)) = maybe_sent {
-        audit(Event::SendUncertain(channel, provider));
+        emit(OtpEvent::SendUncertain { channel, provider });
         if kind == Kind::Replacement {
             state.otp.install(pending, &code);
         }
@@ -243,10 +235,6 @@ pub async fn code(
             // A new code that may have gone out counts for the pumping guard.
             state.pumping.record_send(number);
         }
-        tracing::warn!(
-            event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,
-            "the provider did not answer in time; the code may still arrive"
-        );
         return Outcome::Uncertain(code);
     }
     // Nothing was sent. A first code is dropped, so the next visit sends
@@ -257,9 +245,4 @@ pub async fn code(
     }
     state.limiter.release(&number_id, reservation);
     Outcome::Failed
-}
-
-/// One log line per verification event; never the code, never the number.
-pub fn log_event(event: &'static str, app: &App, user: &str, masked: &str, view: &ClientView) {
-    tracing::info!(event, app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip, "code checked");
 }

@@ -18,6 +18,7 @@ use tokio_rustls::rustls;
 use crate::admin::listener::AdminListener;
 use crate::audit::{Audit, AuditError};
 use crate::config::{Settings, TlsFiles};
+use crate::events::Events;
 use crate::gate::{self, Conn};
 use crate::keys::{self, SecretError};
 use crate::state::State;
@@ -88,7 +89,8 @@ impl Gateway {
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
         }
-        state.pumping.audit_to(state.audit.clone());
+        state.events = Events::standard(&state.audit);
+        state.pumping.events_to(state.events.clone());
         let state = Arc::new(state);
         if state.providers.sandbox().is_some() {
             for line in [

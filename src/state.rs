@@ -9,6 +9,7 @@ use crate::abuse::AbuseGuard;
 use crate::audit::Audit;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::delivery::Deliveries;
+use crate::events::Events;
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
 use crate::limits::SendLimiter;
@@ -150,6 +151,8 @@ pub struct State {
     pub request_ids: crate::request_id::RequestIds,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Where OTP events go: the log here; `Gateway::bind` adds the audit log.
+    pub events: Events,
     /// Stops the fallback timers when the gateway stops.
     pub timers: crate::fallback::Timers,
 }
@@ -210,6 +213,7 @@ impl State {
             tunnels: proxy::Tunnels::default(),
             request_ids: Default::default(),
             audit: Audit::off(),
+            events: Events::default(),
             timers: Default::default(),
         })
     }

@@ -9,14 +9,13 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::audit::Record;
 use crate::body::{Body, empty};
 use crate::delivery::{Status, StatusUpdate};
 use crate::error::GateError;
-use crate::sms::{self, loggable, printable};
+use crate::events::{OtpEvent, Who};
+use crate::sms::{self, printable};
 use crate::state::State;
 
 pub const PREFIX: &str = "/.otpgate/webhook/";
@@ -120,28 +119,13 @@ fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
         // Claims it only if this record's fallback is due and unclaimed.
         crate::fallback::on_failure(state, applied.pending, applied.generation);
     }
-    let error_message = loggable(u.error_message.as_deref().unwrap_or(""));
-    let message_id = printable(&u.message_id);
-    let event = match applied.status {
-        Status::Queued => "delivery.queued",
-        Status::Sent => "delivery.sent",
-        Status::Delivered => "delivery.delivered",
-        Status::Failed => "delivery.failed",
+    let report = OtpEvent::Delivery {
+        provider,
+        channel: applied.channel,
+        status: applied.status,
+        message_id: &u.message_id,
+        error_code: u.error_code.as_deref(),
+        error_message: u.error_message.as_deref(),
     };
-    let channel = applied.channel.as_str();
-    state.audit.emit(|| Record {
-        channel: Some(Cow::Borrowed(channel)),
-        provider: Some(Cow::Borrowed(provider)),
-        message_id: Some(message_id.clone()),
-        status: Some(applied.status.as_str().to_string()),
-        error_code: u.error_code.as_deref().map(printable),
-        phone_hash: Some(crate::keys::hex(&applied.number_id)),
-        ..Record::new(event)
-    });
-    let code = printable(u.error_code.as_deref().unwrap_or("-"));
-    if applied.status == Status::Failed {
-        tracing::warn!(event, provider, channel, %message_id, error_code = %code, error = %error_message, "message not delivered");
-    } else {
-        tracing::info!(event, provider, channel, %message_id, "delivery status");
-    }
+    state.events.emit(&Who::number(&applied.number_id), report);
 }

@@ -102,3 +102,39 @@ async fn the_log_has_every_code_event_and_no_code_full_number_or_cookie() {
         );
     }
 }
+
+/// Each event is emitted once and each sink writes it once: one line and
+/// one record per step of a flow, never a second copy from a call site
+/// that still logs or records by itself.
+#[tokio::test]
+async fn each_code_event_is_one_log_line_and_one_audit_record() {
+    let logs = capture_logs();
+    let env = Env::with(AUDIT).await;
+    let (carol, _) = env.logged_in("carol");
+    let csrf = open_code_page(&env, &carol).await;
+    let code = env.sms.last().code();
+    assert_eq!(
+        submit_code(&env, &carol, &csrf, &wrong(&code))
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(submit_code(&env, &carol, &csrf, &code).await.status(), 303);
+    let (_, audit) = audit_record(&env, "otp.verified").await;
+
+    let text = logs.text();
+    let records: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for event in ["otp.sent", "otp.failed", "otp.verified"] {
+        let lines = text
+            .lines()
+            .filter(|l| l.contains(&format!("event=\"{event}\"")) && l.contains("user=\"carol\""))
+            .count();
+        assert_eq!(lines, 1, "{event} lines:\n{text}");
+        let kept = records.iter().filter(|r| r["event"] == event).count();
+        assert_eq!(kept, 1, "{event} records:\n{audit}");
+    }
+    assert_eq!(records.len(), 3, "{audit}");
+}

@@ -8,8 +8,6 @@
 pub mod client;
 pub mod listener;
 
-use std::borrow::Cow;
-
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -17,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::abuse::LockView;
-use crate::audit::Record;
 use crate::body::{self, Body};
+use crate::events::{OtpEvent, Who};
 use crate::pages;
 use crate::pumping::QuarantineView;
 use crate::state::State;
@@ -127,19 +125,10 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
             if !state.abuse.unlock(&account) {
                 return Err(AdminError::NotLocked { app, user });
             }
-            tracing::warn!(
-                event = "otp.unlocked",
-                app,
-                user,
-                "account lock lifted by an admin"
-            );
             // Admin actions belong in the investigator's record too.
-            state.audit.emit(|| Record {
-                app: Some(app.clone()),
-                user: Some(user.clone()),
-                outcome: Some(Cow::Borrowed("lifted_by_admin")),
-                ..Record::new("otp.unlocked")
-            });
+            state
+                .events
+                .emit(&Who::account(&app, &user), OtpEvent::Unlocked);
             Ok(serde_json::json!({ "unlocked": { "app": app, "user": user } }))
         }
         (QUARANTINES, &Method::GET) => Ok(to_json(&Quarantines {
@@ -150,19 +139,8 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
             if !state.pumping.lift(&key) {
                 return Err(AdminError::NotQuarantined(key));
             }
-            state.audit.emit(|| {
-                let (country, prefix) = if key.starts_with('+') {
-                    (None, Some(key.clone()))
-                } else {
-                    (Some(key.clone()), None)
-                };
-                Record {
-                    country,
-                    prefix,
-                    outcome: Some(Cow::Borrowed("lifted_by_admin")),
-                    ..Record::new("pumping.lifted")
-                }
-            });
+            let lifted = OtpEvent::QuarantineLifted { key: &key };
+            state.events.emit(&Who::nobody(), lifted);
             Ok(serde_json::json!({ "lifted": key }))
         }
         (LOCKS | UNLOCK | QUARANTINES | LIFT, _) => Err(AdminError::MethodNotAllowed),

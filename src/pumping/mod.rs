@@ -10,14 +10,13 @@
 //! Countries also have an hourly cap. In `monitor` mode all of this is
 //! logged and nothing is refused.
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::audit::{Audit, Record};
 use crate::config::{PumpingMode, PumpingSettings};
+use crate::events::{Events, OtpEvent, Who};
 use crate::limits::{Limited, Window};
 use crate::phone::Number;
 
@@ -135,13 +134,7 @@ struct Tally {
     hour: Slots,
 }
 
-/// Whether a key is a country or a number prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Country,
-    Prefix,
-}
+pub use crate::events::Scope;
 
 #[derive(Debug, Clone)]
 struct Quarantine {
@@ -170,8 +163,8 @@ pub struct PumpingGuard {
     tallies: Cache<String, Arc<Mutex<Tally>>>,
     quarantines: Cache<String, Arc<Quarantine>>,
     epoch: Instant,
-    /// Where `pumping.quarantine` records go, once the gateway opened it.
-    audit: OnceLock<Audit>,
+    /// Where the guard's events go, once the gateway gave its sinks.
+    events: OnceLock<Events>,
     /// Numbers (keyed hashes) that entered a right code lately: pumped
     /// numbers never do, so these always pass. Without this, a few stolen
     /// passwords, each good for unverified sends to its owner's real phone,
@@ -199,7 +192,7 @@ impl PumpingGuard {
                 .build(),
             cfg,
             epoch: Instant::now(),
-            audit: OnceLock::new(),
+            events: OnceLock::new(),
             proven: Cache::builder()
                 .max_capacity(MAX_TRACKED)
                 .time_to_live(PROVEN_FOR)
@@ -207,9 +200,15 @@ impl PumpingGuard {
         }
     }
 
-    /// Sends each new quarantine to the audit log too.
-    pub fn audit_to(&self, audit: Audit) {
-        let _ = self.audit.set(audit);
+    /// Sends the guard's events (quarantines, refusals, caps) to the
+    /// gateway's sinks; before this, to the log alone.
+    pub fn events_to(&self, events: Events) {
+        let _ = self.events.set(events);
+    }
+
+    fn emit(&self, event: OtpEvent<'_>) {
+        let events = self.events.get().unwrap_or_else(|| Events::log_only());
+        events.emit(&Who::nobody(), event);
     }
 
     /// Whether a code may be sent to `number`; in monitor mode always yes,
@@ -272,9 +271,11 @@ impl PumpingGuard {
             if let Some(q) = self.quarantines.get(key) {
                 let wait = q.until.saturating_duration_since(now);
                 if !wait.is_zero() {
-                    // Not the key: a prefix beside this user's masked number elsewhere
-                    // would make the whole number; the quarantine line names it once.
-                    tracing::info!(event = "pumping.refused", scope = ?scope, mode = ?self.cfg.mode, why = %q.why, "send to a quarantined destination");
+                    self.emit(OtpEvent::PumpingRefused {
+                        scope,
+                        why: &q.why,
+                        mode: self.cfg.mode,
+                    });
                     return self.refuse(wait);
                 }
             }
@@ -308,10 +309,12 @@ impl PumpingGuard {
                 let cap = self.cfg.country_cap(key);
                 let (in_hour, _) = tally.hour.sums(t);
                 if in_hour >= cap {
-                    tracing::warn!(
-                        event = "pumping.country_cap", country = key, sends = in_hour, cap, mode = ?self.cfg.mode,
-                        "{}the country has reached its hourly cap of codes", self.prefix_for_mode()
-                    );
+                    self.emit(OtpEvent::CountryCap {
+                        country: key,
+                        sends: in_hour,
+                        cap,
+                        mode: self.cfg.mode,
+                    });
                     return self.refuse(tally.hour.until_oldest_leaves(t));
                 }
             }
@@ -338,35 +341,15 @@ impl PumpingGuard {
             .entry_by_ref(key)
             .or_insert_with(|| Arc::new(q));
         if entry.is_fresh() {
-            let q = entry.value();
-            tracing::warn!(
-                event = "pumping.quarantine", scope = ?scope, key, sends, verified,
-                quarantine_s = self.cfg.quarantine.as_secs(), mode = ?self.cfg.mode,
-                "{}possible SMS pumping: {}", self.prefix_for_mode(), q.why
-            );
-            if let Some(audit) = self.audit.get() {
-                let (country, prefix) = match scope {
-                    Scope::Country => (Some(key.to_string()), None),
-                    Scope::Prefix => (None, Some(key.to_string())),
-                };
-                audit.emit(|| Record {
-                    country,
-                    prefix,
-                    reason: Some(Cow::Owned(q.why.clone())),
-                    outcome: Some(Cow::Borrowed(match self.cfg.mode {
-                        PumpingMode::Enforce => "quarantined",
-                        _ => "monitor_only",
-                    })),
-                    ..Record::new("pumping.quarantine")
-                });
-            }
-        }
-    }
-
-    fn prefix_for_mode(&self) -> &'static str {
-        match self.cfg.mode {
-            PumpingMode::Monitor => "monitor mode, nothing refused: ",
-            _ => "",
+            self.emit(OtpEvent::Quarantine {
+                scope,
+                key,
+                sends,
+                verified,
+                why: &entry.value().why,
+                lasts: self.cfg.quarantine,
+                mode: self.cfg.mode,
+            });
         }
     }
 
@@ -399,20 +382,12 @@ impl PumpingGuard {
         list
     }
 
-    /// Ends a quarantine at once; `false` if there was none.
+    /// Ends a quarantine at once; `false` if there was none. The caller
+    /// (the admin API) emits `pumping.lifted`.
     pub fn lift(&self, key: &str) -> bool {
-        let live = self
-            .quarantines
+        self.quarantines
             .remove(key)
-            .is_some_and(|q| q.until > Instant::now());
-        if live {
-            tracing::warn!(
-                event = "pumping.lifted",
-                key,
-                "quarantine lifted by an admin"
-            );
-        }
-        live
+            .is_some_and(|q| q.until > Instant::now())
     }
 }
 

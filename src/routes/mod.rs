@@ -11,10 +11,10 @@ use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::audit::Event;
 use crate::body::{Body, empty, full};
 use crate::credentials;
 use crate::error::GateError;
+use crate::events::OtpEvent;
 use crate::headers::ClientView;
 use crate::otp::{self, Status, Verdict};
 use crate::pages::{self, Back, Notice, SandboxPage};
@@ -160,16 +160,14 @@ async fn code_page(
         Visitor::NotLoggedIn | Visitor::Proven => return Ok(see_other(rd)),
         Visitor::User(u) => u,
     };
-    let Some(number) = usable_number(app, view, &user) else {
+    let Some(number) = usable_number(state, app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
-        state.audit.otp(
-            &page.subject(&user, &number, view),
-            Event::SendLimited(locked),
-        );
+        let who = page.who(&user, &number, view);
+        state.events.emit(&who, OtpEvent::SendLimited(locked));
         return Ok(page.limited(locked));
     }
     let again = query_param(query, "m").as_deref() == Some("resent");
@@ -288,22 +286,19 @@ async fn check_code(
         Posted::Done(res) => return Ok(res),
         Posted::By(post) => *post,
     };
-    let Some(number) = usable_number(app, view, &user) else {
+    let Some(number) = usable_number(state, app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, &rd, &user, &number);
     let t = state.text;
-    let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
-    let who = page.subject(&user, &number, view);
-    let audit = |e: Event<'_>| state.audit.otp(&who, e);
+    let who = page.who(&user, &number, view);
+    let emit = |e: OtpEvent<'_>| state.events.emit(&who, e);
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
-        event("otp.account_locked");
-        audit(Event::CheckLimited(locked));
+        emit(OtpEvent::CheckLimited(locked));
         return Ok(page.limited(locked));
     }
     if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
-        event("rate_limited");
-        audit(Event::CheckLimited(limited));
+        emit(OtpEvent::CheckLimited(limited));
         return Ok(page.limited(limited));
     }
     let submitted = form.get("code").map_or("", String::as_str);
@@ -313,11 +308,7 @@ async fn check_code(
             .abuse
             .record_failure(&user.pending, &app.cfg.name, &user.name)
     {
-        tracing::warn!(
-            event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
-            client_ip = %view.ip, "too many consecutive wrong codes: account locked"
-        );
-        audit(Event::AccountLocked);
+        emit(OtpEvent::AccountLocked);
     }
     // A dead code's sealed fallback copy goes with it (`fallback`).
     if matches!(verdict, Verdict::Correct | Verdict::Locked) {
@@ -332,8 +323,7 @@ async fn check_code(
                 .abuse
                 .code_entered(&state.ip_key(view.ip), &user.pending);
             state.pumping.record_verified(&number, &page.number_id);
-            event("otp.verified");
-            audit(Event::Verified);
+            emit(OtpEvent::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
             // The app named this user for this session a moment ago.
             app.confirm(user.session, &user.name);
@@ -353,8 +343,7 @@ async fn check_code(
             res
         }
         Verdict::Wrong { attempts_left } => {
-            event("otp.failed");
-            audit(Event::Failed { attempts_left });
+            emit(OtpEvent::Failed { attempts_left });
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.wrong_code(attempts_left))),
@@ -362,8 +351,7 @@ async fn check_code(
             )
         }
         Verdict::Locked => {
-            event("otp.locked");
-            audit(Event::CodeLocked);
+            emit(OtpEvent::CodeLocked);
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.locked)),
@@ -371,7 +359,7 @@ async fn check_code(
             )
         }
         Verdict::NoCode => {
-            audit(Event::Expired);
+            emit(OtpEvent::Expired);
             page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(Notice::error(t.expired)),

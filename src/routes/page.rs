@@ -8,9 +8,9 @@ use std::time::Duration;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 
-use crate::audit::Subject;
 use crate::body::Body;
 use crate::config::Channel;
+use crate::events::{OtpEvent, Who};
 use crate::headers::ClientView;
 use crate::limits::{self, Window};
 use crate::otp::{self, Status};
@@ -65,14 +65,9 @@ impl PageCtx<'_> {
         res
     }
 
-    /// Who an audit record of this page is about.
-    pub fn subject<'s>(
-        &'s self,
-        user: &'s User,
-        number: &'s Number,
-        view: &'s ClientView,
-    ) -> Subject<'s> {
-        Subject::new(
+    /// Who an event of this page is about.
+    pub fn who<'s>(&'s self, user: &'s User, number: &'s Number, view: &'s ClientView) -> Who<'s> {
+        Who::subject(
             &self.app.cfg.name,
             &user.name,
             number,
@@ -199,14 +194,20 @@ pub(super) fn after_send(
     }
 }
 
-/// The user's number if it is usable; logs why not otherwise.
-pub(super) fn usable_number(app: &App, view: &ClientView, user: &User) -> Option<Number> {
+/// The user's number if it is usable; says why not otherwise.
+pub(super) fn usable_number(
+    state: &State,
+    app: &App,
+    view: &ClientView,
+    user: &User,
+) -> Option<Number> {
     let why = match user.phone.as_deref().map(Number::parse) {
         Some(Ok(number)) => return Some(number),
         Some(Err(e)) => e.to_string(),
         None => "is missing".to_string(),
     };
-    tracing::error!(event = "otp.no_phone", app = %app.cfg.name, user = %user.name, client_ip = %view.ip, "the user's phone number {why}; fix it in the app or in users_file");
+    let who = Who::user(&app.cfg.name, &user.name, view);
+    state.events.emit(&who, OtpEvent::NoPhone { why: &why });
     None
 }
 

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::audit::Event;
 use crate::body::Body;
 use crate::config::Channel;
 use crate::cookies;
 use crate::error::GateError;
+use crate::events::OtpEvent;
 use crate::fallback::{self, By};
 use crate::headers::ClientView;
 use crate::otp;
@@ -44,16 +44,14 @@ pub(super) async fn resend(
     if form.contains_key("fallback") {
         return Ok(see_other(&verify_url(&rd)));
     }
-    let Some(number) = usable_number(app, view, &user) else {
+    let Some(number) = usable_number(state, app, view, &user) else {
         return Ok(no_phone(state, app));
     };
     let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
-        state.audit.otp(
-            &page.subject(&user, &number, view),
-            Event::SendLimited(locked),
-        );
+        let who = page.who(&user, &number, view);
+        state.events.emit(&who, OtpEvent::SendLimited(locked));
         return Ok(page.limited(locked));
     }
     let requested = match form.get("channel") {
