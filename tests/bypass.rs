@@ -21,9 +21,7 @@ async fn gateway(server_keys: &str, app_keys: &str) -> (Env, LegacyApp) {
     let url = app.url.clone();
     let (server_keys, app_keys) = (server_keys.to_string(), app_keys.to_string());
     let env = Env::with_config(move |text| {
-        let start = text.find("upstream = \"").unwrap() + 12;
-        let end = start + text[start..].find('"').unwrap();
-        let text = format!("{}{url}{}", &text[..start], &text[end..]);
+        let text = with_upstream(&text, &url);
         let text = text.replace(
             "bypass = [\"/static/\", \"/login\"]",
             &format!("bypass = [\"/static/\", \"/login\", \"/logout\"]\n{app_keys}"),

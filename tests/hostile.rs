@@ -170,13 +170,6 @@ async fn decoy() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-/// The configuration with the app's upstream replaced by `url`.
-fn with_upstream(text: &str, url: &str) -> String {
-    let start = text.find("upstream = \"").expect("the app has an upstream") + 12;
-    let end = start + text[start..].find('"').unwrap();
-    format!("{}{url}{}", &text[..start], &text[end..])
-}
-
 /// An upstream that records every byte it receives on a connection (until
 /// the connection is quiet for 300 ms) and then answers 200 "ok".
 async fn recording_upstream() -> (SocketAddr, Arc<std::sync::Mutex<Vec<u8>>>) {

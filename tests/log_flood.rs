@@ -14,9 +14,7 @@ async fn an_app_that_is_down_under_a_burst_writes_a_bounded_number_of_lines_and_
     let down = spare.local_addr().unwrap();
     drop(spare);
     let env = Env::with_config(|t| {
-        let start = t.find("upstream = \"").unwrap() + 12;
-        let end = start + t[start..].find('"').unwrap();
-        let t = format!("{}http://{down}{}", &t[..start], &t[end..]);
+        let t = with_upstream(&t, &format!("http://{down}"));
         t.replace("name = \"Test CRM\"", "name = \"Flooded CRM\"")
     })
     .await;

@@ -53,12 +53,7 @@ async fn an_upstream_that_switches_to_another_protocol_than_asked_gets_502() {
         res
     })
     .await;
-    let env = Env::with_config(move |t| {
-        let start = t.find("upstream = \"").unwrap() + 12;
-        let end = start + t[start..].find('"').unwrap();
-        format!("{}http://{upstream}{}", &t[..start], &t[end..])
-    })
-    .await;
+    let env = Env::with_config(move |t| with_upstream(&t, &format!("http://{upstream}"))).await;
     let (status, _, body) = raw_request(
         env.addr,
         "GET",

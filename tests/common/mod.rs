@@ -673,6 +673,13 @@ pub fn wrong(code: &str) -> String {
     }
 }
 
+/// The configuration with the (first) app's upstream replaced by `url`.
+pub fn with_upstream(text: &str, url: &str) -> String {
+    let start = text.find("upstream = \"").expect("the app has an upstream") + 12;
+    let end = start + text[start..].find('"').unwrap();
+    format!("{}{url}{}", &text[..start], &text[end..])
+}
+
 /// Adds `keys` (TOML lines) to the `[server]` table of a configuration made
 /// by [`config_text`], right after its `listen` line.
 pub fn with_server_keys(text: &str, keys: &str) -> String {
