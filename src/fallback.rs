@@ -144,7 +144,7 @@ pub fn on_failure(state: &Arc<State>, pending: [u8; 32], generation: u64) {
 /// claimed it; when the code has died meanwhile, drops the sealed send.
 async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64>) {
     let Some(claim) = state.deliveries.take_fallback(pending, generation) else {
-        if state.otp.status(pending) != otp::Status::Alive {
+        if state.otp.status(pending).await != otp::Status::Alive {
             state.deliveries.code_died(pending, generation);
         }
         return;
@@ -168,7 +168,9 @@ async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64
     let code = Code::opened(kept.code);
     // A code verified, locked or replaced meanwhile needs no fallback; a
     // locked account gets no message at all.
-    if !state.otp.is_alive_code(pending, &code) || state.abuse.account_locked(pending).is_some() {
+    if !state.otp.is_alive_code(pending, &code).await
+        || state.abuse.account_locked(pending).is_some()
+    {
         return;
     }
     let (Some(app), Ok(number)) = (

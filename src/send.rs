@@ -107,10 +107,12 @@ pub async fn code(
             }
         });
     let cooldown = !matches!(pick, Pick::Fallback(_));
-    let reservation = match by_address
-        .and_then(|()| state.pumping.check(number, &number_id))
-        .and_then(|()| state.limiter.reserve_with(&number_id, cooldown))
-    {
+    let checked = by_address.and_then(|()| state.pumping.check(number, &number_id));
+    let reserved = match checked {
+        Ok(()) => state.limiter.reserve(&number_id, cooldown).await,
+        Err(limited) => Err(limited),
+    };
+    let reservation = match reserved {
         Ok(r) => r,
         Err(limited) => {
             tracing::info!(
@@ -127,10 +129,10 @@ pub async fn code(
     let (code, kind) = match mode {
         Mode::Same(code) => (code, Kind::Again),
         Mode::New => (otp::generate(state.otp.length()), Kind::Replacement),
-        Mode::IfNone => match state.otp.issue_if_none(pending) {
+        Mode::IfNone => match state.otp.issue_if_none(pending).await {
             Some(code) => (code, Kind::First),
             None => {
-                state.limiter.release(&number_id, reservation);
+                state.limiter.release(&number_id, reservation).await;
                 return Outcome::AlreadyAlive;
             }
         },
@@ -165,7 +167,7 @@ pub async fn code(
         match state.providers.send(&msg).await {
             Ok(accepted) => {
                 if kind == Kind::Replacement {
-                    state.otp.install(pending, &code);
+                    state.otp.install(pending, &code).await;
                 }
                 let message_id = accepted.receipt.message_id.as_deref().map(Arc::from);
                 tracing::info!(
@@ -234,7 +236,7 @@ pub async fn code(
     if let Some((channel, provider)) = maybe_sent {
         audit(Event::SendUncertain(channel, provider));
         if kind == Kind::Replacement {
-            state.otp.install(pending, &code);
+            state.otp.install(pending, &code).await;
         }
         if kind != Kind::Again {
             // The old code's messages no longer speak for the live code.
@@ -253,9 +255,9 @@ pub async fn code(
     // one; a resent code stays alive (the first message may still arrive);
     // a replacement was never installed. The slot is given back.
     if kind == Kind::First {
-        state.otp.abandon(pending, &code);
+        state.otp.abandon(pending, &code).await;
     }
-    state.limiter.release(&number_id, reservation);
+    state.limiter.release(&number_id, reservation).await;
     Outcome::Failed
 }
 

@@ -11,11 +11,12 @@ use crate::config::{AppSettings, HostMatch, Settings};
 use crate::delivery::Deliveries;
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
-use crate::limits::SendLimiter;
+use crate::limits::{self, SendLimiter};
 use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
 use crate::pumping::PumpingGuard;
 use crate::sms::{Callback, Providers};
+use crate::store::{self, SharedClock};
 use crate::text::{EN, Text};
 
 /// One protected application and what the gateway remembers about its sessions.
@@ -131,6 +132,8 @@ fn is_ambiguous_path(path: &str) -> bool {
 pub struct State {
     pub settings: Settings,
     pub keys: Keys,
+    /// The one clock of every store (wall-clock ms); a test may put its own.
+    pub clock: SharedClock,
     pub apps: Vec<App>,
     /// One upstream pool per worker: a pooled connection is driven by the
     /// runtime that opened it, so sharing one across workers would bounce
@@ -153,6 +156,16 @@ pub struct State {
 
 impl State {
     pub fn new(settings: Settings, secret: &[u8]) -> Result<Self, reqwest::Error> {
+        Self::with_clock(settings, secret, store::system_clock())
+    }
+
+    /// As [`Self::new`], with the stores timed by `clock` (tests move a
+    /// `store::ManualClock` instead of sleeping).
+    pub fn with_clock(
+        settings: Settings,
+        secret: &[u8],
+        clock: SharedClock,
+    ) -> Result<Self, reqwest::Error> {
         let keys = Keys::derive(secret);
         let apps = settings
             .apps
@@ -190,8 +203,8 @@ impl State {
             });
         let s = &settings.sms;
         Ok(Self {
-            otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
-            limiter: SendLimiter::new(settings.limits.clone()),
+            otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
+            limiter: limits::in_memory(&settings.limits, clock.clone()),
             abuse: AbuseGuard::new(&settings.limits),
             providers: Providers::new(s, callback.as_ref())?,
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
@@ -200,6 +213,7 @@ impl State {
                 .map(|_| proxy::client(settings.server.connect_timeout))
                 .collect(),
             keys,
+            clock,
             apps,
             settings,
             text: &EN,

@@ -170,13 +170,13 @@ async fn code_page(
             &page.subject(&user, &number, view),
             Event::SendLimited(locked),
         );
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
     let again = query_param(query, "m").as_deref() == Some("resent");
     // A HEAD (a link checker, a prefetch probe) never sends a message.
-    if state.otp.status(&user.pending) == Status::Alive || req.method() == Method::HEAD {
+    if state.otp.status(&user.pending).await == Status::Alive || req.method() == Method::HEAD {
         let notice = again.then(|| Notice::ok(state.text.sent_to(&page.masked, true)));
-        return Ok(page.render(StatusCode::OK, notice, false));
+        return Ok(page.render(StatusCode::OK, notice, false).await);
     }
     // Arriving with no live code sends one; a reload finds it alive and does not.
     let outcome = send::code(
@@ -188,7 +188,7 @@ async fn code_page(
         send::Pick::Preferred,
     )
     .await;
-    Ok(after_send(&page, outcome, view))
+    Ok(after_send(&page, outcome, view).await)
 }
 
 /// The delivery of the latest message, for the page to follow without
@@ -213,9 +213,10 @@ async fn status(
         .as_deref()
         .and_then(|n| Number::parse(n).ok())
         .map(|n| state.number_id(&n));
-    let resend_in = number_id.map_or(0, |id| {
-        crate::text::ceil_secs(state.limiter.cooldown_left(&id))
-    });
+    let resend_in = match number_id {
+        Some(id) => crate::text::ceil_secs(state.limiter.cooldown_left(&id).await),
+        None => 0,
+    };
     Ok(json(&serde_json::json!({
         "progress": progress.map_or("none", |p| p.as_str()),
         "channel": delivery.as_ref().map(|v| v.channel.as_str()),
@@ -299,15 +300,15 @@ async fn check_code(
     if let Some(locked) = state.abuse.account_locked(&user.pending) {
         event("otp.account_locked");
         audit(Event::CheckLimited(locked));
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
     if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
         event("rate_limited");
         audit(Event::CheckLimited(limited));
-        return Ok(page.limited(limited));
+        return Ok(page.limited(limited).await);
     }
     let submitted = form.get("code").map_or("", String::as_str);
-    let verdict = state.otp.verify(&user.pending, submitted);
+    let verdict = state.otp.verify(&user.pending, submitted).await;
     if matches!(verdict, Verdict::Wrong { .. } | Verdict::Locked)
         && state
             .abuse
@@ -360,6 +361,7 @@ async fn check_code(
                 Some(Notice::error(t.wrong_code(attempts_left))),
                 true,
             )
+            .await
         }
         Verdict::Locked => {
             event("otp.locked");
@@ -369,6 +371,7 @@ async fn check_code(
                 Some(Notice::error(t.locked)),
                 true,
             )
+            .await
         }
         Verdict::NoCode => {
             audit(Event::Expired);
@@ -377,12 +380,16 @@ async fn check_code(
                 Some(Notice::error(t.expired)),
                 false,
             )
+            .await
         }
-        Verdict::Malformed => page.render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Notice::error(t.malformed_code(state.otp.length()))),
-            true,
-        ),
+        Verdict::Malformed => {
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.malformed_code(state.otp.length()))),
+                true,
+            )
+            .await
+        }
     })
 }
 

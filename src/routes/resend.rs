@@ -54,7 +54,7 @@ pub(super) async fn resend(
             &page.subject(&user, &number, view),
             Event::SendLimited(locked),
         );
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
     let requested = match form.get("channel") {
         None => None,
@@ -67,9 +67,12 @@ pub(super) async fn resend(
         ),
     };
     // While the code is alive the same code goes out again, so a late SMS still works.
-    let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
+    let same = match cookies::get(req.headers(), otp::PENDING_COOKIE)
         .and_then(|v| otp::unseal(&state.keys, v))
-        .filter(|code| state.otp.is_alive_code(&user.pending, code));
+    {
+        Some(code) if state.otp.is_alive_code(&user.pending, &code).await => Some(code),
+        _ => None,
+    };
     // Asking by hand for the channel of a due fallback is that fallback:
     // claimed here, it is not sent again by the gateway's timer.
     let due = state
@@ -108,5 +111,5 @@ pub(super) async fn resend(
         );
         return Ok(res);
     }
-    Ok(after_send(&page, outcome, view))
+    Ok(after_send(&page, outcome, view).await)
 }
