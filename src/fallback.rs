@@ -169,7 +169,7 @@ async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64
     // A code verified, locked or replaced meanwhile needs no fallback; a
     // locked account gets no message at all.
     if !state.otp.is_alive_code(pending, &code).await
-        || state.abuse.account_locked(pending).is_some()
+        || state.abuse.account_locked(pending).await.is_some()
     {
         return;
     }

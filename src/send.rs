@@ -99,6 +99,7 @@ pub async fn code(
     let by_address = state
         .abuse
         .allow_send(&state.ip_key(view.ip), pending)
+        .await
         .map(|accounts| {
             if !view.peer_trusted && view.forwarded_for {
                 state

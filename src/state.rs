@@ -205,7 +205,7 @@ impl State {
         Ok(Self {
             otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
             limiter: limits::in_memory(&settings.limits, clock.clone()),
-            abuse: AbuseGuard::new(&settings.limits),
+            abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
             providers: Providers::new(s, callback.as_ref())?,
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
             pumping: PumpingGuard::new(settings.pumping.clone()),

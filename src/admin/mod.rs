@@ -116,7 +116,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
     authorize(state, &req)?;
     match (req.uri().path(), req.method()) {
         (LOCKS, &Method::GET) => Ok(to_json(&Locks {
-            locks: state.abuse.locks(),
+            locks: state.abuse.locks().await,
         })),
         (UNLOCK, &Method::POST) => {
             let Unlock { app, user } = read_json(req, r#"{"app": "CRM", "user": "alice"}"#).await?;
@@ -124,7 +124,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
                 return Err(AdminError::NoSuchApp(app));
             };
             let account = state.account_key(index, &user);
-            if !state.abuse.unlock(&account) {
+            if !state.abuse.unlock(&account).await {
                 return Err(AdminError::NotLocked { app, user });
             }
             tracing::warn!(

@@ -165,7 +165,7 @@ async fn code_page(
     };
     let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         state.audit.otp(
             &page.subject(&user, &number, view),
             Event::SendLimited(locked),
@@ -297,12 +297,12 @@ async fn check_code(
     let event = |name: &'static str| send::log_event(name, app, &user.name, &page.masked, view);
     let who = page.subject(&user, &number, view);
     let audit = |e: Event<'_>| state.audit.otp(&who, e);
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         event("otp.account_locked");
         audit(Event::CheckLimited(locked));
         return Ok(page.limited(locked).await);
     }
-    if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
+    if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)).await {
         event("rate_limited");
         audit(Event::CheckLimited(limited));
         return Ok(page.limited(limited).await);
@@ -313,6 +313,7 @@ async fn check_code(
         && state
             .abuse
             .record_failure(&user.pending, &app.cfg.name, &user.name)
+            .await
     {
         tracing::warn!(
             event = "otp.account_locked", app = %app.cfg.name, user = %user.name, phone = %page.masked,
@@ -326,12 +327,13 @@ async fn check_code(
     }
     Ok(match verdict {
         Verdict::Correct => {
-            state.abuse.record_success(&user.pending);
+            state.abuse.record_success(&user.pending).await;
             // An account that entered its code is an office's user, not an
             // attacker's: it no longer counts against the address.
             state
                 .abuse
-                .code_entered(&state.ip_key(view.ip), &user.pending);
+                .code_entered(&state.ip_key(view.ip), &user.pending)
+                .await;
             state.pumping.record_verified(&number, &page.number_id);
             event("otp.verified");
             audit(Event::Verified);

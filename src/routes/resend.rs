@@ -49,7 +49,7 @@ pub(super) async fn resend(
     };
     let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         state.audit.otp(
             &page.subject(&user, &number, view),
             Event::SendLimited(locked),

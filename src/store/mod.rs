@@ -181,6 +181,53 @@ pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A locked account as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockView {
+    pub app: String,
+    pub user: String,
+    /// Consecutive wrong codes that caused the lock.
+    pub failures: u32,
+    pub seconds_left: u64,
+}
+
+/// Limits per client address (keyed hash): sends per minute and hour,
+/// accounts with codes not entered per hour, code checks per minute. Each
+/// call counts and checks in one step.
+pub trait AddressLimits: Send + Sync {
+    /// Counts a send to `account` requested from `ip`, or refuses it
+    /// (accounts first, then the minute, then the hour); on success, how
+    /// many accounts `ip` had codes sent to in the last hour.
+    fn allow_send<'a>(
+        &'a self,
+        ip: &'a [u8; 32],
+        account: &'a [u8; 32],
+    ) -> StoreFuture<'a, Result<usize, Limited>>;
+    /// `account` entered its code from `ip`: it no longer counts there.
+    fn code_entered<'a>(&'a self, ip: &'a [u8; 32], account: &'a [u8; 32]) -> StoreFuture<'a, ()>;
+    /// Counts a code check from `ip`, or refuses it.
+    fn allow_verify<'a>(&'a self, ip: &'a [u8; 32]) -> StoreFuture<'a, Result<(), Limited>>;
+}
+
+/// Account locks after consecutive wrong codes across codes.
+pub trait AccountLocks: Send + Sync {
+    /// How long the account stays locked, if it is.
+    fn locked<'a>(&'a self, account: &'a [u8; 32]) -> StoreFuture<'a, Option<Limited>>;
+    /// Counts a wrong code by `user` of `app`; `true` when this one locks.
+    fn record_failure<'a>(
+        &'a self,
+        account: &'a [u8; 32],
+        app: &'a str,
+        user: &'a str,
+    ) -> StoreFuture<'a, bool>;
+    /// A correct code ends the run of failures.
+    fn record_success<'a>(&'a self, account: &'a [u8; 32]) -> StoreFuture<'a, ()>;
+    /// The accounts locked now, in no particular order.
+    fn locks(&self) -> StoreFuture<'_, Vec<LockView>>;
+    /// Lifts a lock and forgets its failures; `false` if it was not locked.
+    fn unlock<'a>(&'a self, account: &'a [u8; 32]) -> StoreFuture<'a, bool>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

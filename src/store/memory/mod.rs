@@ -3,9 +3,11 @@
 //! key, so it is atomic as the store traits require; their futures never
 //! wait on anything.
 
+mod abuse;
 mod codes;
 mod sends;
 
+pub use abuse::{AddressRules, MemoryAccountLocks, MemoryAddressLimits};
 pub use codes::MemoryCodes;
 pub use sends::MemorySendLimits;
 
