@@ -208,7 +208,7 @@ impl State {
             abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
             providers: Providers::new(s, callback.as_ref())?,
             deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
-            pumping: PumpingGuard::new(settings.pumping.clone()),
+            pumping: PumpingGuard::with_clock(settings.pumping.clone(), clock.clone()),
             clients: (0..settings.server.workers)
                 .map(|_| proxy::client(settings.server.connect_timeout))
                 .collect(),

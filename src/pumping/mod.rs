@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::sync::Cache;
 
@@ -20,119 +20,26 @@ use crate::audit::{Audit, Record};
 use crate::config::{PumpingMode, PumpingSettings};
 use crate::limits::{Limited, Window};
 use crate::phone::Number;
+use crate::store::{self, SharedClock, SlidingWindow, Spec, ms};
 
-/// Slots per sliding window: the window moves in steps of 1/30 of its length.
-const SLOTS: usize = 30;
+/// Ticks per sliding window: the window moves in steps of 1/30 of its
+/// length (at least a second).
+const SLOTS: u32 = 30;
 const HOUR: Duration = Duration::from_secs(3600);
 /// Distinct countries and prefixes tracked at once; the least recently used
 /// are forgotten first. Numbers come from the app's user records, so an
 /// attacker needs an account per number to spread over many prefixes.
 const MAX_TRACKED: u64 = 50_000;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    /// Which step of time this slot counts; an older one is stale.
-    step: u64,
-    sends: u32,
-    verified: u32,
-}
-
-/// Counts over a sliding window, in fixed slots (bounded memory per key).
-#[derive(Debug, Clone)]
-struct Slots {
-    slots: [Slot; SLOTS],
-    width: Duration,
-}
-
-impl Slots {
-    fn new(window: Duration) -> Self {
-        Self {
-            slots: [Slot::default(); SLOTS],
-            width: (window / SLOTS as u32).max(Duration::from_millis(1)),
-        }
-    }
-
-    fn step(&self, since_epoch: Duration) -> u64 {
-        (since_epoch.as_nanos() / self.width.as_nanos()) as u64
-    }
-
-    fn add(&mut self, since_epoch: Duration, sends: u32, verified: u32) {
-        let step = self.step(since_epoch);
-        let slot = &mut self.slots[step as usize % SLOTS];
-        if slot.step != step {
-            *slot = Slot {
-                step,
-                ..Slot::default()
-            };
-        }
-        slot.sends += sends;
-        slot.verified += verified;
-    }
-
-    fn live(&self, since_epoch: Duration) -> impl Iterator<Item = &Slot> {
-        let now = self.step(since_epoch);
-        self.slots
-            .iter()
-            .filter(move |s| s.step <= now && now - s.step < SLOTS as u64)
-    }
-
-    /// Sends and verifications in the window.
-    fn sums(&self, since_epoch: Duration) -> (u32, u32) {
-        self.live(since_epoch)
-            .fold((0, 0), |(s, v), slot| (s + slot.sends, v + slot.verified))
-    }
-
-    /// The sends in the window that are at least `answer_time` old (whole
-    /// slots only, so a send may be up to one slot older before it counts),
-    /// and every verification in it. A code that may still be typed in is
-    /// not unanswered yet: judging it would quarantine an office's range at
-    /// 9:00, when twenty colleagues got codes and none has entered one yet.
-    fn judged(&self, since_epoch: Duration, answer_time: Duration) -> (u32, u32) {
-        let settled = self.step(since_epoch.saturating_sub(answer_time));
-        self.live(since_epoch).fold((0, 0), |(s, v), slot| {
-            let old_enough = answer_time.is_zero() || slot.step < settled;
-            (
-                s + if old_enough { slot.sends } else { 0 },
-                v + slot.verified,
-            )
-        })
-    }
-
-    /// How long until the oldest counted send leaves the window.
-    fn until_oldest_leaves(&self, since_epoch: Duration) -> Duration {
-        let oldest = self
-            .live(since_epoch)
-            .filter(|s| s.sends > 0)
-            .map(|s| s.step)
-            .min()
-            .unwrap_or(self.step(since_epoch));
-        let steps = u32::try_from(oldest + SLOTS as u64).unwrap_or(u32::MAX);
-        let leaves = self.width.saturating_mul(steps);
-        leaves.saturating_sub(since_epoch)
-    }
-
-    /// Takes away what `part` counted. Both must have the same width and
-    /// have been counted at the same moments, as a prefix and its country are.
-    fn subtract(&mut self, part: &Slots) {
-        for (mine, theirs) in self.slots.iter_mut().zip(&part.slots) {
-            if mine.step == theirs.step {
-                mine.sends = mine.sends.saturating_sub(theirs.sends);
-                mine.verified = mine.verified.saturating_sub(theirs.verified);
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.slots = [Slot::default(); SLOTS];
-    }
-}
-
-/// What the guard counts for one country or prefix.
+/// What the guard counts for one country or prefix: sliding windows in
+/// fixed ticks (bounded memory per key).
+#[derive(Default)]
 struct Tally {
     /// Over `window`, for the conversion rule.
-    judged: Slots,
+    sends: SlidingWindow,
+    verified: SlidingWindow,
     /// Sends over the last hour, for the country cap.
-    hour: Slots,
+    hour: SlidingWindow,
 }
 
 /// Whether a key is a country or a number prefix.
@@ -146,7 +53,8 @@ pub enum Scope {
 #[derive(Debug, Clone)]
 struct Quarantine {
     scope: Scope,
-    until: Instant,
+    /// Ms since the Unix epoch.
+    until: u64,
     why: String,
 }
 
@@ -168,15 +76,19 @@ const PROVEN_FOR: Duration = Duration::from_secs(7 * 86_400);
 pub struct PumpingGuard {
     cfg: PumpingSettings,
     tallies: Cache<String, Arc<Mutex<Tally>>>,
+    /// The shapes of the conversion window and of the hour.
+    judged: Spec,
+    hour: Spec,
     quarantines: Cache<String, Arc<Quarantine>>,
-    epoch: Instant,
+    clock: SharedClock,
     /// Where `pumping.quarantine` records go, once the gateway opened it.
     audit: OnceLock<Audit>,
     /// Numbers (keyed hashes) that entered a right code lately: pumped
     /// numbers never do, so these always pass. Without this, a few stolen
     /// passwords, each good for unverified sends to its owner's real phone,
     /// could get the company's home country quarantined for everyone.
-    proven: Cache<[u8; 32], ()>,
+    /// With when that ends (ms).
+    proven: Cache<[u8; 32], u64>,
 }
 
 /// The prefix of a number: E.164 without its last four digits, so that one
@@ -187,8 +99,15 @@ pub fn prefix(number: &Number) -> &str {
 }
 
 impl PumpingGuard {
+    /// A guard timed by the system clock.
     pub fn new(cfg: PumpingSettings) -> Self {
+        Self::with_clock(cfg, store::system_clock())
+    }
+
+    pub fn with_clock(cfg: PumpingSettings, clock: SharedClock) -> Self {
         Self {
+            judged: Spec::new(cfg.window, cfg.window / SLOTS),
+            hour: Spec::new(HOUR, HOUR / SLOTS),
             tallies: Cache::builder()
                 .max_capacity(MAX_TRACKED)
                 .time_to_idle(cfg.window.max(HOUR))
@@ -198,7 +117,7 @@ impl PumpingGuard {
                 .time_to_live(cfg.quarantine)
                 .build(),
             cfg,
-            epoch: Instant::now(),
+            clock,
             audit: OnceLock::new(),
             proven: Cache::builder()
                 .max_capacity(MAX_TRACKED)
@@ -215,23 +134,26 @@ impl PumpingGuard {
     /// Whether a code may be sent to `number`; in monitor mode always yes,
     /// with a log line for what would have been refused.
     pub fn check(&self, number: &Number, number_id: &[u8; 32]) -> Result<(), Limited> {
-        if self.proven.contains_key(number_id) {
+        let now = self.clock.now_ms();
+        if self.proven.get(number_id).is_some_and(|until| until > now) {
             return Ok(());
         }
-        self.check_at(number, Instant::now())
+        self.check_at(number, now)
     }
 
     /// Counts a code that went out (or may have) to `number`.
     pub fn record_send(&self, number: &Number) {
-        self.record_at(number, Instant::now(), 1, 0);
+        self.record_at(number, self.clock.now_ms(), 1, 0);
     }
 
     /// Counts a code to `number` that was entered correctly.
     pub fn record_verified(&self, number: &Number, number_id: &[u8; 32]) {
+        let now = self.clock.now_ms();
         if self.cfg.mode != PumpingMode::Off {
-            self.proven.insert(*number_id, ());
+            self.proven
+                .insert(*number_id, now.saturating_add(ms(PROVEN_FOR)));
         }
-        self.record_at(number, Instant::now(), 0, 1);
+        self.record_at(number, now, 0, 1);
     }
 
     fn keys(number: &Number) -> [(Scope, &str); 2] {
@@ -242,35 +164,33 @@ impl PumpingGuard {
     }
 
     fn tally(&self, key: &str) -> Arc<Mutex<Tally>> {
-        self.tallies.get_with_by_ref(key, || {
-            Arc::new(Mutex::new(Tally {
-                judged: Slots::new(self.cfg.window),
-                hour: Slots::new(HOUR),
-            }))
-        })
+        self.tallies.get_with_by_ref(key, Default::default)
     }
 
-    fn record_at(&self, number: &Number, now: Instant, sends: u32, verified: u32) {
+    fn record_at(&self, number: &Number, now: u64, sends: u32, verified: u32) {
         if self.cfg.mode == PumpingMode::Off {
             return;
         }
-        let t = now.duration_since(self.epoch);
         for (_, key) in Self::keys(number) {
             let tally = self.tally(key);
             let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-            tally.judged.add(t, sends, verified);
-            tally.hour.add(t, sends, 0);
+            if sends > 0 {
+                tally.sends.add(&self.judged, now, sends);
+                tally.hour.add(&self.hour, now, sends);
+            }
+            if verified > 0 {
+                tally.verified.add(&self.judged, now, verified);
+            }
         }
     }
 
-    fn check_at(&self, number: &Number, now: Instant) -> Result<(), Limited> {
+    fn check_at(&self, number: &Number, now: u64) -> Result<(), Limited> {
         if self.cfg.mode == PumpingMode::Off {
             return Ok(());
         }
-        let t = now.duration_since(self.epoch);
         for (scope, key) in Self::keys(number) {
             if let Some(q) = self.quarantines.get(key) {
-                let wait = q.until.saturating_duration_since(now);
+                let wait = Duration::from_millis(q.until.saturating_sub(now));
                 if !wait.is_zero() {
                     // Not the key: a prefix beside this user's masked number elsewhere
                     // would make the whole number; the quarantine line names it once.
@@ -280,7 +200,16 @@ impl PumpingGuard {
             }
             let tally = self.tally(key);
             let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-            let (sends, verified) = tally.judged.judged(t, self.cfg.answer_time);
+            // The sends at least `answer_time` old (whole ticks, so a send
+            // may be up to one tick older before it counts), and every
+            // verification. A code that may still be typed in is not
+            // unanswered yet: judging it would quarantine an office's range
+            // at 9:00, when twenty colleagues got codes and none has entered
+            // one yet.
+            let sends = tally
+                .sends
+                .count_older_than(&self.judged, now, self.cfg.answer_time);
+            let verified = tally.verified.count(&self.judged, now);
             let min = self.cfg.min_conversion;
             if sends >= self.cfg.min_sends && f64::from(verified) < min * f64::from(sends) {
                 let why = format!(
@@ -295,24 +224,26 @@ impl PumpingGuard {
                 if scope == Scope::Prefix {
                     let country = self.tally(number.country_code());
                     let mut country = country.lock().unwrap_or_else(|p| p.into_inner());
-                    country.judged.subtract(&tally.judged);
+                    country.sends.subtract(&tally.sends);
+                    country.verified.subtract(&tally.verified);
                 }
                 // A quarantined key starts afresh afterwards: it is judged
                 // again only after another `min_sends` codes.
-                tally.judged.clear();
+                tally.sends.clear();
+                tally.verified.clear();
                 drop(tally);
                 self.quarantine(scope, key, sends, verified, why, now);
                 return self.refuse(self.cfg.quarantine);
             }
             if scope == Scope::Country {
                 let cap = self.cfg.country_cap(key);
-                let (in_hour, _) = tally.hour.sums(t);
+                let in_hour = tally.hour.count(&self.hour, now);
                 if in_hour >= cap {
                     tracing::warn!(
                         event = "pumping.country_cap", country = key, sends = in_hour, cap, mode = ?self.cfg.mode,
                         "{}the country has reached its hourly cap of codes", self.prefix_for_mode()
                     );
-                    return self.refuse(tally.hour.until_oldest_leaves(t));
+                    return self.refuse(tally.hour.until_oldest_leaves(&self.hour, now));
                 }
             }
         }
@@ -326,11 +257,11 @@ impl PumpingGuard {
         sends: u32,
         verified: u32,
         why: String,
-        now: Instant,
+        now: u64,
     ) {
         let q = Quarantine {
             scope,
-            until: now + self.cfg.quarantine,
+            until: now.saturating_add(ms(self.cfg.quarantine)),
             why,
         };
         let entry = self
@@ -382,7 +313,7 @@ impl PumpingGuard {
 
     /// The quarantines in force (or, in monitor mode, that would be).
     pub fn quarantines(&self) -> Vec<QuarantineView> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut list: Vec<QuarantineView> = self
             .quarantines
             .iter()
@@ -391,7 +322,7 @@ impl PumpingGuard {
                 key: key.to_string(),
                 scope: q.scope,
                 why: q.why.clone(),
-                seconds_left: crate::text::ceil_secs(q.until - now),
+                seconds_left: (q.until - now).div_ceil(1000),
                 enforced: self.cfg.mode == PumpingMode::Enforce,
             })
             .collect();
@@ -404,7 +335,7 @@ impl PumpingGuard {
         let live = self
             .quarantines
             .remove(key)
-            .is_some_and(|q| q.until > Instant::now());
+            .is_some_and(|q| q.until > self.clock.now_ms());
         if live {
             tracing::warn!(
                 event = "pumping.lifted",

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Any moment: the guard reads time only as given.
+const START: u64 = 1_700_000_000_000;
+
 /// A guard that judges sends at once (`answer_time` zero), as the
 /// tests below count on; `answer_time` has its own tests.
 fn guard(mode: PumpingMode, min_sends: u32, cap: u32) -> PumpingGuard {
@@ -20,24 +23,24 @@ fn codes_still_being_typed_in_are_not_held_against_their_range() {
         min_sends: 20,
         ..PumpingSettings::default()
     });
-    let start = Instant::now();
+    let start = START;
     // An office at 9:00: fifty colleagues with consecutive numbers get
     // their codes within a minute, before anyone has entered one.
     for i in 0..50 {
         let to = n(&format!("+316123450{i:02}"));
-        let at = start + Duration::from_millis(1000 * i);
+        let at = start + ms(Duration::from_millis(1000 * i));
         assert!(g.check_at(&to, at).is_ok(), "colleague {i}");
         g.record_at(&to, at, 1, 0);
     }
     for i in 0..50 {
         g.record_at(
             &n(&format!("+316123450{i:02}")),
-            start + Duration::from_secs(90),
+            start + ms(Duration::from_secs(90)),
             0,
             1,
         );
     }
-    let later = start + Duration::from_secs(600);
+    let later = start + ms(Duration::from_secs(600));
     assert!(g.check_at(&n("+31612345099"), later).is_ok());
     assert!(g.quarantines().is_empty());
 }
@@ -48,13 +51,13 @@ fn unanswered_codes_are_judged_once_their_answer_time_has_passed() {
         min_sends: 3,
         ..PumpingSettings::default()
     });
-    let start = Instant::now();
+    let start = START;
     for i in 0..3 {
         g.record_at(&n(&format!("+234803123456{i}")), start, 1, 0);
     }
     let to = n("+2348031234569");
-    assert!(g.check_at(&to, start + Duration::from_secs(60)).is_ok());
-    let refused = g.check_at(&to, start + Duration::from_secs(8 * 60));
+    assert!(g.check_at(&to, start + ms(Duration::from_secs(60))).is_ok());
+    let refused = g.check_at(&to, start + ms(Duration::from_secs(8 * 60)));
     assert_eq!(refused.unwrap_err().window, Window::Pumping);
 }
 
@@ -139,9 +142,9 @@ fn verified_sends_keep_a_destination_open() {
 fn sends_leave_the_window_after_it_has_passed() {
     let g = guard(PumpingMode::Enforce, 2, 1000);
     let to = n("+2348031234567");
-    let start = Instant::now();
+    let start = START;
     g.record_at(&to, start, 2, 0);
-    let later = start + Duration::from_secs(3600 + 240);
+    let later = start + ms(Duration::from_secs(3600 + 240));
     assert!(g.check_at(&to, later).is_ok(), "the old sends have left");
     assert!(g.quarantines().is_empty());
 }
