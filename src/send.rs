@@ -195,7 +195,7 @@ pub async fn code(
                     accepted.reports_delivery,
                 );
                 if kind == Kind::Again {
-                    state.deliveries.added(pending, number_id, record);
+                    state.deliveries.added(pending, number_id, record).await;
                 } else {
                     // WhatsApp first: the next channel follows if it is not
                     // delivered in time, sent by the gateway itself (`fallback`).
@@ -209,7 +209,8 @@ pub async fn code(
                     let armed = fallback.is_some();
                     let generation = state
                         .deliveries
-                        .started(pending, number_id, record, fallback);
+                        .started(pending, number_id, record, fallback)
+                        .await;
                     if armed {
                         crate::fallback::arm(state, *pending, generation);
                     }
@@ -242,7 +243,10 @@ pub async fn code(
         if kind != Kind::Again {
             // The old code's messages no longer speak for the live code.
             let record = Message::new(provider, None, channel, Status::Queued, false);
-            state.deliveries.started(pending, number_id, record, None);
+            state
+                .deliveries
+                .started(pending, number_id, record, None)
+                .await;
             // A new code that may have gone out counts for the pumping guard.
             state.pumping.record_send(number);
         }

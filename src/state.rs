@@ -207,7 +207,12 @@ impl State {
             limiter: limits::in_memory(&settings.limits, clock.clone()),
             abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
             providers: Providers::new(s, callback.as_ref())?,
-            deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
+            deliveries: Deliveries::in_memory(
+                o.ttl,
+                s.fallback_after,
+                s.delivery_timeout,
+                clock.clone(),
+            ),
             pumping: PumpingGuard::with_clock(settings.pumping.clone(), clock.clone()),
             clients: (0..settings.server.workers)
                 .map(|_| proxy::client(settings.server.connect_timeout))

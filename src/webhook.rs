@@ -101,7 +101,7 @@ pub async fn serve(
 /// never come (the hourly and daily limits still count it). A failed first
 /// WhatsApp message makes the gateway send its SMS fallback at once.
 async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
-    let Some(applied) = state.deliveries.update(provider, u) else {
+    let Some(applied) = state.deliveries.update(provider, u).await else {
         tracing::debug!(
             event = "webhook.unknown_message", provider, message_id = %printable(&u.message_id),
             "status for a message this gateway does not know (or no longer remembers); ignored"

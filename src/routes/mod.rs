@@ -206,13 +206,14 @@ async fn status(
         Visitor::User(u) => u,
     };
     let t = state.text;
-    let delivery = state.deliveries.view(&user.pending);
+    let delivery = state.deliveries.view(&user.pending).await;
     let progress = delivery.as_ref().map(|v| v.progress());
     let number_id = user
         .phone
         .as_deref()
         .and_then(|n| Number::parse(n).ok())
         .map(|n| state.number_id(&n));
+    let fallback_in = state.deliveries.fallback_in(&user.pending).await;
     let resend_in = match number_id {
         Some(id) => crate::text::ceil_secs(state.limiter.cooldown_left(&id).await),
         None => 0,
@@ -222,7 +223,7 @@ async fn status(
         "channel": delivery.as_ref().map(|v| v.channel.as_str()),
         "text": delivery.as_ref().zip(progress).map(|(v, p)| t.delivery(v.channel, p)),
         "alternatives": progress.is_some_and(|p| p.offers_alternatives()),
-        "fallback_in": state.deliveries.fallback_in(&user.pending).map(crate::text::ceil_secs),
+        "fallback_in": fallback_in.map(crate::text::ceil_secs),
         "resend_in": resend_in,
     })))
 }
@@ -323,7 +324,7 @@ async fn check_code(
     }
     // A dead code's sealed fallback copy goes with it (`fallback`).
     if matches!(verdict, Verdict::Correct | Verdict::Locked) {
-        state.deliveries.code_died(&user.pending, None);
+        state.deliveries.code_died(&user.pending, None).await;
     }
     Ok(match verdict {
         Verdict::Correct => {

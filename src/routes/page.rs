@@ -104,7 +104,7 @@ impl PageCtx<'_> {
         let cooldown = self.state.limiter.cooldown_left(&self.number_id).await;
         let wait = held.map_or(cooldown, |h| h.max(cooldown));
         let t = self.state.text;
-        let view = self.state.deliveries.view(&self.key);
+        let view = self.state.deliveries.view(&self.key).await;
         let progress = view.as_ref().map(|v| v.progress());
         let page = VerifyPage {
             t: self.state.text,

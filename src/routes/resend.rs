@@ -78,11 +78,13 @@ pub(super) async fn resend(
     let due = state
         .deliveries
         .view(&user.pending)
+        .await
         .and_then(|v| v.fallback_due);
     let fallback = match (due, &same) {
         (Some(due), Some(_)) if requested == Some(due) => state
             .deliveries
             .take_fallback(&user.pending, None)
+            .await
             .map(|claim| claim.channel),
         _ => None,
     };

@@ -5,10 +5,12 @@
 
 mod abuse;
 mod codes;
+mod deliveries;
 mod sends;
 
 pub use abuse::{AddressRules, MemoryAccountLocks, MemoryAddressLimits};
 pub use codes::MemoryCodes;
+pub use deliveries::MemoryDeliveries;
 pub use sends::MemorySendLimits;
 
 use std::sync::{Arc, Mutex, MutexGuard};
