@@ -16,7 +16,8 @@ use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
 use crate::pumping::PumpingGuard;
 use crate::sms::{Callback, Providers};
-use crate::store::{self, SharedClock};
+use crate::store::memory::MemorySessionFlags;
+use crate::store::{self, SessionFlags, SharedClock};
 use crate::text::{EN, Text};
 
 /// One protected application and what the gateway remembers about its sessions.
@@ -25,14 +26,13 @@ pub struct App {
     pub cfg: AppSettings,
     /// Who-am-I answers (see `identity`).
     pub identities: Cache,
-    /// Sessions whose answer was just invalidated: no answer fetched around
-    /// that moment is cached (it may predate a login).
-    pub forgotten: moka::sync::Cache<[u8; 32], ()>,
-    /// Sessions whose proof was lately found to name the app's current user
-    /// of the session, with that user. An entry goes when the session may
+    /// Sessions whose answer was just invalidated (no answer fetched around
+    /// that moment is cached: it may predate a login), and sessions whose
+    /// proof was lately found to name the app's current user of the
+    /// session, with that user. A confirmation goes when the session may
     /// have changed hands, and after `recheck_interval` in any case (see
     /// `standing`); a missing one costs one who-am-I lookup.
-    confirmed: moka::sync::Cache<[u8; 32], Arc<str>>,
+    pub sessions: Arc<dyn SessionFlags>,
     /// Suspicious cookie pairs dropped since the last log line about them,
     /// and when that line was written (Unix seconds).
     suspicious: (AtomicU64, AtomicU64),
@@ -41,12 +41,12 @@ pub struct App {
 impl App {
     /// Whether the session's proof for `user` was confirmed lately.
     pub fn is_confirmed(&self, session: &[u8; 32], user: &str) -> bool {
-        self.confirmed.get(session).is_some_and(|u| &*u == user)
+        self.sessions.is_confirmed(session, user)
     }
 
     /// The app's answer for the session names `user`, whose proof it holds.
-    pub fn confirm(&self, session: [u8; 32], user: &str) {
-        self.confirmed.insert(session, Arc::from(user));
+    pub async fn confirm(&self, session: [u8; 32], user: &str) {
+        self.sessions.confirm(session, user).await;
     }
 
     /// The session may have changed hands (a login, a logout, new cookies):
@@ -54,7 +54,6 @@ impl App {
     /// the request that did it carried a proof.
     pub async fn may_have_logged_in(&self, session: &[u8; 32]) {
         identity::forget(self, session).await;
-        self.confirmed.invalidate(session);
     }
 
     /// Logs a dropped suspicious cookie pair: at once the first time, then
@@ -175,18 +174,15 @@ impl State {
                 index,
                 cfg: cfg.clone(),
                 identities: identity::new_cache(cfg.userinfo_cache),
-                forgotten: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_live(settings.server.upstream_timeout + Duration::from_secs(1))
-                    .build(),
-                confirmed: moka::sync::Cache::builder()
-                    .max_capacity(1_000_000)
-                    .time_to_live(if cfg.recheck_interval.is_zero() {
+                sessions: Arc::new(MemorySessionFlags::new(
+                    if cfg.recheck_interval.is_zero() {
                         settings.server.second_factor_lifetime
                     } else {
                         cfg.recheck_interval
-                    })
-                    .build(),
+                    },
+                    settings.server.upstream_timeout + Duration::from_secs(1),
+                    clock.clone(),
+                )),
                 suspicious: Default::default(),
             })
             .collect();

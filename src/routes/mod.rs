@@ -340,7 +340,7 @@ async fn check_code(
             audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
             // The app named this user for this session a moment ago.
-            app.confirm(user.session, &user.name);
+            app.confirm(user.session, &user.name).await;
             let mut res = see_other(&rd);
             set_cookie(
                 &mut res,

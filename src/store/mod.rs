@@ -229,6 +229,29 @@ pub trait AccountLocks: Send + Sync {
     fn unlock<'a>(&'a self, account: &'a [u8; 32]) -> StoreFuture<'a, bool>;
 }
 
+/// One app's flags per session (the app's keyed hash of the session
+/// cookie): the proven sessions whose proof the app's answer lately
+/// confirmed, and the sessions just forgotten (a login may be under way).
+pub trait SessionFlags: Send + Sync {
+    /// Whether the session's proof for `user` was confirmed lately.
+    ///
+    /// Synchronous, unlike the rest: every proven request asks it, and a
+    /// boxed future per request would be the hot path's only allocation
+    /// (the memory store answers with one cache read). A shared store must
+    /// answer it without a round trip too, from a local copy that another
+    /// gateway's `forget` reaches (issue 14 decides how); a miss only costs
+    /// one who-am-I lookup.
+    fn is_confirmed(&self, session: &[u8; 32], user: &str) -> bool;
+    /// The app's answer for the session names `user`, whose proof it holds.
+    fn confirm<'a>(&'a self, session: [u8; 32], user: &'a str) -> StoreFuture<'a, ()>;
+    /// The session may have changed hands: it counts as just forgotten,
+    /// and its confirmation goes, in one step.
+    fn forget<'a>(&'a self, session: &'a [u8; 32]) -> StoreFuture<'a, ()>;
+    /// Whether the session was forgotten a moment ago (an answer fetched
+    /// now may predate a login, so it is not cached).
+    fn just_forgotten<'a>(&'a self, session: &'a [u8; 32]) -> StoreFuture<'a, bool>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -697,7 +697,8 @@ impl Env {
         Self::with_config_and_clock(|text| format!("{tables}\n{text}"), clock).await
     }
 
-    async fn with_config_and_clock(
+    /// As [`Env::with_config`], with the stores timed by `clock`.
+    pub async fn with_config_and_clock(
         edit: impl FnOnce(String) -> String,
         clock: otpgate::store::SharedClock,
     ) -> Self {

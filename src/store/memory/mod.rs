@@ -7,11 +7,13 @@ mod abuse;
 mod codes;
 mod deliveries;
 mod sends;
+mod sessions;
 
 pub use abuse::{AddressRules, MemoryAccountLocks, MemoryAddressLimits};
 pub use codes::MemoryCodes;
 pub use deliveries::MemoryDeliveries;
 pub use sends::MemorySendLimits;
+pub use sessions::MemorySessionFlags;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
