@@ -108,9 +108,11 @@ pub async fn code(
             }
         });
     let cooldown = !matches!(pick, Pick::Fallback(_));
-    let checked = by_address.and_then(|()| state.pumping.check(number, &number_id));
-    let reserved = match checked {
-        Ok(()) => state.limiter.reserve(&number_id, cooldown).await,
+    let reserved = match by_address {
+        Ok(()) => match state.pumping.check(number, &number_id).await {
+            Ok(()) => state.limiter.reserve(&number_id, cooldown).await,
+            Err(limited) => Err(limited),
+        },
         Err(limited) => Err(limited),
     };
     let reservation = match reserved {
@@ -216,7 +218,7 @@ pub async fn code(
                     }
                     // The pumping guard weighs codes against verified codes:
                     // a resend or a fallback of the same code is not another.
-                    state.pumping.record_send(number);
+                    state.pumping.record_send(number).await;
                 }
                 return Outcome::Sent(code, channel);
             }
@@ -248,7 +250,7 @@ pub async fn code(
                 .started(pending, number_id, record, None)
                 .await;
             // A new code that may have gone out counts for the pumping guard.
-            state.pumping.record_send(number);
+            state.pumping.record_send(number).await;
         }
         tracing::warn!(
             event = "otp.send_uncertain", app = %app.cfg.name, user, phone = %masked, client_ip = %view.ip,

@@ -143,11 +143,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
             Ok(serde_json::json!({ "unlocked": { "app": app, "user": user } }))
         }
         (QUARANTINES, &Method::GET) => Ok(to_json(&Quarantines {
-            quarantines: state.pumping.quarantines(),
+            quarantines: state.pumping.quarantines().await,
         })),
         (LIFT, &Method::POST) => {
             let Lift { key } = read_json(req, r#"{"key": "NG"}"#).await?;
-            if !state.pumping.lift(&key) {
+            if !state.pumping.lift(&key).await {
                 return Err(AdminError::NotQuarantined(key));
             }
             state.audit.emit(|| {

@@ -335,7 +335,10 @@ async fn check_code(
                 .abuse
                 .code_entered(&state.ip_key(view.ip), &user.pending)
                 .await;
-            state.pumping.record_verified(&number, &page.number_id);
+            state
+                .pumping
+                .record_verified(&number, &page.number_id)
+                .await;
             event("otp.verified");
             audit(Event::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod delivery;
 pub mod memory;
+pub mod pumping;
 pub mod window;
 
 use futures_util::future::BoxFuture;

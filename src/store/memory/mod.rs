@@ -6,12 +6,14 @@
 mod abuse;
 mod codes;
 mod deliveries;
+mod pumping;
 mod sends;
 mod sessions;
 
 pub use abuse::{AddressRules, MemoryAccountLocks, MemoryAddressLimits};
 pub use codes::MemoryCodes;
 pub use deliveries::MemoryDeliveries;
+pub use pumping::MemoryPumping;
 pub use sends::MemorySendLimits;
 pub use sessions::MemorySessionFlags;
 
