@@ -9,7 +9,8 @@
 //! of sleeping. moka's own time-to-live, where a store still uses it, only
 //! bounds memory; it never decides.
 //!
-//! This folder depends on nothing above it in the crate.
+//! This folder depends on nothing above it in the crate, but for
+//! `config::Channel` in the delivery records (`delivery.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
