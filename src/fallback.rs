@@ -144,15 +144,18 @@ pub fn on_failure(state: &Arc<State>, pending: [u8; 32], generation: u64) {
 /// Sends the fallback of `pending`'s record if it is due and nobody has
 /// claimed it; when the code has died meanwhile, drops the sealed send.
 async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64>) {
-    let Some(claim) = state.deliveries.take_fallback(pending, generation) else {
-        if state.otp.status(pending) != otp::Status::Alive {
-            state.deliveries.code_died(pending, generation);
+    let Some(claim) = state.deliveries.take_fallback(pending, generation).await else {
+        if state.otp.status(pending).await != otp::Status::Alive {
+            state.deliveries.code_died(pending, generation).await;
         }
         return;
     };
     let Some(sealed) = claim.sealed else {
         // A page claimed it before and failed: its button may ask again.
-        state.deliveries.restore_fallback(pending, claim.channel);
+        state
+            .deliveries
+            .restore_fallback(pending, claim.channel)
+            .await;
         return;
     };
     let Some(kept) = state
@@ -168,7 +171,9 @@ async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64
     let code = Code::opened(kept.code);
     // A code verified, locked or replaced meanwhile needs no fallback; a
     // locked account gets no message at all.
-    if !state.otp.is_alive_code(pending, &code) || state.abuse.account_locked(pending).is_some() {
+    if !state.otp.is_alive_code(pending, &code).await
+        || state.abuse.account_locked(pending).await.is_some()
+    {
         return;
     }
     let (Some(app), Ok(number)) = (
@@ -215,7 +220,7 @@ pub async fn send(
     // Nothing went out: the page may ask again. An uncertain send keeps it
     // taken (the message may still arrive).
     if by == By::Page && !matches!(outcome, Outcome::Sent(..) | Outcome::Uncertain(_)) {
-        state.deliveries.restore_fallback(to.pending, channel);
+        state.deliveries.restore_fallback(to.pending, channel).await;
     }
     outcome
 }

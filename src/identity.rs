@@ -73,7 +73,7 @@ pub async fn lookup(
     let cookies = cookies_id(creds, &state.keys);
     // Just forgotten (a login may be under way): an answer fetched now may
     // have started before the login finished, so it is not kept.
-    if app.cfg.userinfo_cache.is_zero() || app.forgotten.contains_key(&key) {
+    if app.cfg.userinfo_cache.is_zero() || app.sessions.just_forgotten(&key).await {
         return fetch(state, app, creds, view).await;
     }
     if let Some(a) = app.identities.get(&key).await
@@ -101,9 +101,10 @@ pub async fn lookup(
 }
 
 /// Forgets what is known about a session: its login state may have changed.
-/// Every cached answer for it goes, whatever cookies it was asked with.
+/// Every cached answer for it goes, whatever cookies it was asked with, and
+/// so does its confirmation (`App::is_confirmed`).
 pub async fn forget(app: &App, session: &[u8; 32]) {
-    app.forgotten.insert(*session, ());
+    app.sessions.forget(session).await;
     app.identities.invalidate(session).await;
 }
 

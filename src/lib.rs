@@ -41,6 +41,7 @@ pub mod server;
 pub mod sms;
 pub mod standing;
 pub mod state;
+pub mod store;
 pub mod text;
 pub mod webhook;
 

@@ -1,6 +1,7 @@
-//! One-time codes: drawn from the OS CSPRNG, kept only as a keyed hash,
-//! checked in constant time, with attempts counted under moka's per-key
-//! compute lock so that concurrent guesses are counted exactly.
+//! One-time codes: drawn from the OS CSPRNG, kept only as a keyed hash in
+//! the code store (`store::CodeStore`), checked there in constant time with
+//! the attempt counted in the same step, so that concurrent guesses are
+//! counted exactly.
 //!
 //! The store never holds a code, not even encrypted. To resend the *same*
 //! code while it is alive (so a late SMS still works), the code travels
@@ -10,17 +11,17 @@
 //! until that is sent or no longer needed (see `fallback`).
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use moka::ops::compute::Op;
-use moka::sync::Cache;
 use rand::TryRngCore;
 use rand::distr::{Distribution, Uniform};
 use rand::rngs::OsRng;
-use subtle::ConstantTimeEq;
 
 use crate::keys::{KeyedHash, Keys};
+use crate::store::memory::MemoryCodes;
+use crate::store::{self, CodeStore, SharedClock};
 
 pub const PENDING_COOKIE: &str = "otpgate_pending";
 
@@ -64,68 +65,39 @@ pub fn generate(length: u32) -> Code {
     Code(format!("{n:0width$}", width = length as usize))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Alive,
-    /// Too many wrong guesses: dead until a new code is sent.
-    Locked,
-    /// Verified once; can never verify again.
-    Used,
-    /// The send failed; the code never reached anyone.
-    Abandoned,
-}
+pub use crate::store::{Status, Verdict};
 
-#[derive(Clone)]
-struct Pending {
-    hash: [u8; 32],
-    expires: Instant,
-    attempts: u32,
-    state: State,
-}
-
-/// What a check of a submitted code found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Correct,
-    Wrong {
-        attempts_left: u32,
-    },
-    /// This guess used the last attempt, or the code was already locked.
-    Locked,
-    /// No live code: never sent, expired, abandoned or already used.
-    NoCode,
-    /// Not `length` digits; counted as no attempt, since it cannot match.
-    Malformed,
-}
-
-/// What the store knows about a user's code, for the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Alive,
-    Locked,
-    Expired,
-    None,
-}
-
+/// The codes of pending second factors: draws them, hashes them with the
+/// code key (bound to the account key) and keeps only the hash in the
+/// [`CodeStore`].
 pub struct OtpStore {
-    entries: Cache<[u8; 32], Pending>,
+    store: Arc<dyn CodeStore>,
     hasher: KeyedHash,
-    ttl: Duration,
-    max_attempts: u32,
     length: u32,
 }
 
 impl OtpStore {
+    /// Codes in memory, timed by the system clock.
     pub fn new(keys: &Keys, ttl: Duration, max_attempts: u32, length: u32) -> Self {
-        let entries = Cache::builder()
-            .max_capacity(2_000_000)
-            .time_to_live(ttl)
-            .build();
+        Self::in_memory(keys, ttl, max_attempts, length, store::system_clock())
+    }
+
+    /// Codes in memory, timed by `clock`.
+    pub fn in_memory(
+        keys: &Keys,
+        ttl: Duration,
+        max_attempts: u32,
+        length: u32,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Arc::new(MemoryCodes::new(ttl, max_attempts, clock));
+        Self::with_store(keys, length, store)
+    }
+
+    pub fn with_store(keys: &Keys, length: u32, store: Arc<dyn CodeStore>) -> Self {
         Self {
-            entries,
+            store,
             hasher: keys.code.clone(),
-            ttl,
-            max_attempts,
             length,
         }
     }
@@ -138,120 +110,47 @@ impl OtpStore {
         self.hasher.of(&[key, code.as_bytes()])
     }
 
-    pub fn status(&self, key: &[u8; 32]) -> Status {
-        match self.entries.get(key) {
-            None => Status::None,
-            Some(p) if p.state == State::Locked => Status::Locked,
-            Some(p) if p.state == State::Alive && p.expires > Instant::now() => Status::Alive,
-            Some(p) if p.state == State::Alive => Status::Expired,
-            Some(_) => Status::None,
-        }
+    pub async fn status(&self, key: &[u8; 32]) -> Status {
+        self.store.status(key).await
     }
 
     /// Issues a code for `key` unless one is alive: `Some(code)` for a new
     /// code to send, `None` when a live one exists. Atomic per key, so two
     /// tabs opening the page at once send one code, not two.
-    pub fn issue_if_none(&self, key: &[u8; 32]) -> Option<Code> {
-        let mut issued = None;
-        self.entries.entry(*key).and_compute_with(|existing| {
-            let now = Instant::now();
-            let alive = existing.as_ref().is_some_and(|e| {
-                let p = e.value();
-                p.state == State::Alive && p.expires > now
-            });
-            if alive {
-                return Op::Nop;
-            }
-            let code = generate(self.length);
-            let pending = self.fresh(key, &code);
-            issued = Some(code);
-            Op::Put(pending)
-        });
-        issued
+    pub async fn issue_if_none(&self, key: &[u8; 32]) -> Option<Code> {
+        let code = generate(self.length);
+        let hash = self.hash(key, code.as_str());
+        self.store.issue_if_none(key, hash).await.then_some(code)
     }
 
     /// Makes `code` the live code for `key`, replacing any other (a new code
     /// is installed only once it has been sent, so a failed send leaves the
     /// code the user already has working).
-    pub fn install(&self, key: &[u8; 32], code: &Code) {
-        self.entries.insert(*key, self.fresh(key, code));
-    }
-
-    fn fresh(&self, key: &[u8; 32], code: &Code) -> Pending {
-        Pending {
-            hash: self.hash(key, code.as_str()),
-            expires: Instant::now() + self.ttl,
-            attempts: 0,
-            state: State::Alive,
-        }
+    pub async fn install(&self, key: &[u8; 32], code: &Code) {
+        self.store.install(key, self.hash(key, code.as_str())).await;
     }
 
     /// Whether `code` is the live code for `key` (to resend the same one).
-    pub fn is_alive_code(&self, key: &[u8; 32], code: &Code) -> bool {
-        let expected = self.hash(key, code.as_str());
-        self.entries.get(key).is_some_and(|p| {
-            p.state == State::Alive
-                && p.expires > Instant::now()
-                && bool::from(p.hash.ct_eq(&expected))
-        })
+    pub async fn is_alive_code(&self, key: &[u8; 32], code: &Code) -> bool {
+        self.store
+            .is_alive(key, self.hash(key, code.as_str()))
+            .await
     }
 
     /// Marks `code` as never delivered (the provider failed), so the next
     /// visit sends a new one instead of waiting for this one.
-    pub fn abandon(&self, key: &[u8; 32], code: &Code) {
-        let expected = self.hash(key, code.as_str());
-        self.update_if(key, &expected, |p| p.state = State::Abandoned);
-    }
-
-    fn update_if(&self, key: &[u8; 32], hash: &[u8; 32], change: impl FnOnce(&mut Pending)) {
-        self.entries
-            .entry(*key)
-            .and_compute_with(|existing| match existing {
-                Some(e) if bool::from(e.value().hash.ct_eq(hash)) => {
-                    let mut p = e.into_value();
-                    change(&mut p);
-                    Op::Put(p)
-                }
-                _ => Op::Nop,
-            });
+    pub async fn abandon(&self, key: &[u8; 32], code: &Code) {
+        self.store.abandon(key, self.hash(key, code.as_str())).await;
     }
 
     /// Checks a submitted code. Every well-formed guess at a live code
-    /// counts as an attempt, counted under the per-key lock.
-    pub fn verify(&self, key: &[u8; 32], input: &str) -> Verdict {
+    /// counts as an attempt, counted in the store's one step.
+    pub async fn verify(&self, key: &[u8; 32], input: &str) -> Verdict {
         let input = input.trim();
         if input.len() != self.length as usize || !input.bytes().all(|b| b.is_ascii_digit()) {
             return Verdict::Malformed;
         }
-        let submitted = self.hash(key, input);
-        let mut verdict = Verdict::NoCode;
-        self.entries.entry(*key).and_compute_with(|existing| {
-            let Some(e) = existing else { return Op::Nop };
-            let mut p = e.into_value();
-            match p.state {
-                State::Locked => {
-                    verdict = Verdict::Locked;
-                    return Op::Nop;
-                }
-                State::Used | State::Abandoned => return Op::Nop,
-                State::Alive if p.expires <= Instant::now() => return Op::Nop,
-                State::Alive => {}
-            }
-            p.attempts += 1;
-            if bool::from(p.hash.ct_eq(&submitted)) {
-                p.state = State::Used;
-                verdict = Verdict::Correct;
-            } else if p.attempts >= self.max_attempts {
-                p.state = State::Locked;
-                verdict = Verdict::Locked;
-            } else {
-                verdict = Verdict::Wrong {
-                    attempts_left: self.max_attempts - p.attempts,
-                };
-            }
-            Op::Put(p)
-        });
-        verdict
+        self.store.check(key, self.hash(key, input)).await
     }
 }
 
@@ -306,76 +205,76 @@ mod tests {
         assert!(seen.iter().all(|p| p.iter().all(|d| *d)));
     }
 
-    #[test]
-    fn a_code_verifies_once_and_never_again() {
+    #[tokio::test]
+    async fn a_code_verifies_once_and_never_again() {
         let s = store(5);
-        let code = s.issue_if_none(&[1; 32]).unwrap();
-        assert_eq!(s.verify(&[1; 32], code.as_str()), Verdict::Correct);
-        assert_eq!(s.verify(&[1; 32], code.as_str()), Verdict::NoCode);
+        let code = s.issue_if_none(&[1; 32]).await.unwrap();
+        assert_eq!(s.verify(&[1; 32], code.as_str()).await, Verdict::Correct);
+        assert_eq!(s.verify(&[1; 32], code.as_str()).await, Verdict::NoCode);
     }
 
-    #[test]
-    fn a_code_is_locked_after_the_last_wrong_attempt() {
+    #[tokio::test]
+    async fn a_code_is_locked_after_the_last_wrong_attempt() {
         let s = store(3);
-        let code = s.issue_if_none(&[1; 32]).unwrap();
+        let code = s.issue_if_none(&[1; 32]).await.unwrap();
         let wrong = if code.as_str() == "000000" {
             "000001"
         } else {
             "000000"
         };
         assert_eq!(
-            s.verify(&[1; 32], wrong),
+            s.verify(&[1; 32], wrong).await,
             Verdict::Wrong { attempts_left: 2 }
         );
         assert_eq!(
-            s.verify(&[1; 32], wrong),
+            s.verify(&[1; 32], wrong).await,
             Verdict::Wrong { attempts_left: 1 }
         );
-        assert_eq!(s.verify(&[1; 32], wrong), Verdict::Locked);
+        assert_eq!(s.verify(&[1; 32], wrong).await, Verdict::Locked);
         assert_eq!(
-            s.verify(&[1; 32], code.as_str()),
+            s.verify(&[1; 32], code.as_str()).await,
             Verdict::Locked,
             "even the right code"
         );
-        assert_eq!(s.status(&[1; 32]), Status::Locked);
+        assert_eq!(s.status(&[1; 32]).await, Status::Locked);
     }
 
-    #[test]
-    fn a_code_belongs_to_its_key_only() {
+    #[tokio::test]
+    async fn a_code_belongs_to_its_key_only() {
         let s = store(5);
-        let code = s.issue_if_none(&[1; 32]).unwrap();
-        s.issue_if_none(&[2; 32]).unwrap();
-        assert_ne!(s.verify(&[2; 32], code.as_str()), Verdict::Correct);
+        let code = s.issue_if_none(&[1; 32]).await.unwrap();
+        s.issue_if_none(&[2; 32]).await.unwrap();
+        assert_ne!(s.verify(&[2; 32], code.as_str()).await, Verdict::Correct);
     }
 
-    #[test]
-    fn malformed_input_costs_no_attempt() {
+    #[tokio::test]
+    async fn malformed_input_costs_no_attempt() {
         let s = store(1);
-        let code = s.issue_if_none(&[1; 32]).unwrap();
+        let code = s.issue_if_none(&[1; 32]).await.unwrap();
         for bad in ["", "12345", "1234567", "12a456", "１２３４５６"] {
-            assert_eq!(s.verify(&[1; 32], bad), Verdict::Malformed);
+            assert_eq!(s.verify(&[1; 32], bad).await, Verdict::Malformed);
         }
-        assert_eq!(s.verify(&[1; 32], code.as_str()), Verdict::Correct);
+        assert_eq!(s.verify(&[1; 32], code.as_str()).await, Verdict::Correct);
     }
 
-    #[test]
-    fn a_live_code_is_not_replaced_but_an_installed_one_replaces_it() {
+    #[tokio::test]
+    async fn a_live_code_is_not_replaced_but_an_installed_one_replaces_it() {
         let s = store(5);
-        let first = s.issue_if_none(&[1; 32]).unwrap();
-        assert!(s.issue_if_none(&[1; 32]).is_none());
-        assert!(s.is_alive_code(&[1; 32], &first));
+        let first = s.issue_if_none(&[1; 32]).await.unwrap();
+        assert!(s.issue_if_none(&[1; 32]).await.is_none());
+        assert!(s.is_alive_code(&[1; 32], &first).await);
         let second = generate(6);
-        s.install(&[1; 32], &second);
-        assert!(s.is_alive_code(&[1; 32], &second));
-        assert!(!s.is_alive_code(&[1; 32], &first) || first == second);
-        s.abandon(&[1; 32], &second);
-        assert_eq!(s.status(&[1; 32]), Status::None);
+        s.install(&[1; 32], &second).await;
+        assert!(s.is_alive_code(&[1; 32], &second).await);
+        assert!(!s.is_alive_code(&[1; 32], &first).await || first == second);
+        s.abandon(&[1; 32], &second).await;
+        assert_eq!(s.status(&[1; 32]).await, Status::None);
     }
 
-    #[test]
-    fn concurrent_wrong_guesses_are_each_counted() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_wrong_guesses_are_each_counted() {
         let s = std::sync::Arc::new(store(5));
-        let code = s.issue_if_none(&[1; 32]).unwrap();
+        let code = s.issue_if_none(&[1; 32]).await.unwrap();
         let wrong = if code.as_str() == "000000" {
             "000001"
         } else {
@@ -384,10 +283,13 @@ mod tests {
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let s = s.clone();
-                std::thread::spawn(move || s.verify(&[1; 32], wrong))
+                tokio::spawn(async move { s.verify(&[1; 32], wrong).await })
             })
             .collect();
-        let verdicts: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let mut verdicts = Vec::new();
+        for t in threads {
+            verdicts.push(t.await.unwrap());
+        }
         assert_eq!(
             verdicts
                 .iter()

@@ -94,6 +94,7 @@ pub async fn code(
     let by_address = state
         .abuse
         .allow_send(&state.ip_key(view.ip), pending)
+        .await
         .map(|accounts| {
             if !view.peer_trusted && view.forwarded_for {
                 state
@@ -102,10 +103,14 @@ pub async fn code(
             }
         });
     let cooldown = !matches!(pick, Pick::Fallback(_));
-    let reservation = match by_address
-        .and_then(|()| state.pumping.check(number, &number_id))
-        .and_then(|()| state.limiter.reserve_with(&number_id, cooldown))
-    {
+    let reserved = match by_address {
+        Ok(()) => match state.pumping.check(number, &number_id).await {
+            Ok(()) => state.limiter.reserve(&number_id, cooldown).await,
+            Err(limited) => Err(limited),
+        },
+        Err(limited) => Err(limited),
+    };
+    let reservation = match reserved {
         Ok(r) => r,
         Err(limited) => {
             emit(OtpEvent::SendLimited(limited));
@@ -115,10 +120,10 @@ pub async fn code(
     let (code, kind) = match mode {
         Mode::Same(code) => (code, Kind::Again),
         Mode::New => (otp::generate(state.otp.length()), Kind::Replacement),
-        Mode::IfNone => match state.otp.issue_if_none(pending) {
+        Mode::IfNone => match state.otp.issue_if_none(pending).await {
             Some(code) => (code, Kind::First),
             None => {
-                state.limiter.release(&number_id, reservation);
+                state.limiter.release(&number_id, reservation).await;
                 return Outcome::AlreadyAlive;
             }
         },
@@ -161,7 +166,7 @@ pub async fn code(
         match state.providers.send(&msg, failed_over).await {
             Ok(accepted) => {
                 if kind == Kind::Replacement {
-                    state.otp.install(pending, &code);
+                    state.otp.install(pending, &code).await;
                 }
                 let message_id = accepted.receipt.message_id.as_deref().map(Arc::from);
                 emit(OtpEvent::Sent {
@@ -184,7 +189,7 @@ pub async fn code(
                     accepted.reports_delivery,
                 );
                 if kind == Kind::Again {
-                    state.deliveries.added(pending, number_id, record);
+                    state.deliveries.added(pending, number_id, record).await;
                 } else {
                     // WhatsApp first: the next channel follows if it is not
                     // delivered in time, sent by the gateway itself (`fallback`).
@@ -198,13 +203,14 @@ pub async fn code(
                     let armed = fallback.is_some();
                     let generation = state
                         .deliveries
-                        .started(pending, number_id, record, fallback);
+                        .started(pending, number_id, record, fallback)
+                        .await;
                     if armed {
                         crate::fallback::arm(state, *pending, generation);
                     }
                     // The pumping guard weighs codes against verified codes:
                     // a resend or a fallback of the same code is not another.
-                    state.pumping.record_send(number);
+                    state.pumping.record_send(number).await;
                 }
                 return Outcome::Sent(code, channel);
             }
@@ -226,14 +232,17 @@ pub async fn code(
     if let Some((channel, provider)) = maybe_sent {
         emit(OtpEvent::SendUncertain { channel, provider });
         if kind == Kind::Replacement {
-            state.otp.install(pending, &code);
+            state.otp.install(pending, &code).await;
         }
         if kind != Kind::Again {
             // The old code's messages no longer speak for the live code.
             let record = Message::new(provider, None, channel, Status::Queued, false);
-            state.deliveries.started(pending, number_id, record, None);
+            state
+                .deliveries
+                .started(pending, number_id, record, None)
+                .await;
             // A new code that may have gone out counts for the pumping guard.
-            state.pumping.record_send(number);
+            state.pumping.record_send(number).await;
         }
         return Outcome::Uncertain(code);
     }
@@ -241,8 +250,8 @@ pub async fn code(
     // one; a resent code stays alive (the first message may still arrive);
     // a replacement was never installed. The slot is given back.
     if kind == Kind::First {
-        state.otp.abandon(pending, &code);
+        state.otp.abandon(pending, &code).await;
     }
-    state.limiter.release(&number_id, reservation);
+    state.limiter.release(&number_id, reservation).await;
     Outcome::Failed
 }

@@ -67,6 +67,16 @@ impl Gateway {
     /// Loads the secret and TLS files and binds the listener: everything
     /// that can fail at start-up fails here, before serving.
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
+        Self::bind_with_clock(settings, crate::store::system_clock()).await
+    }
+
+    /// As [`Self::bind`], with the stores timed by `clock`: tests pass a
+    /// `store::ManualClock` and move it instead of sleeping. Not in the
+    /// configuration: a product always runs on the system clock.
+    pub async fn bind_with_clock(
+        settings: Settings,
+        clock: crate::store::SharedClock,
+    ) -> Result<Self, StartError> {
         let secret = keys::load_or_create(&settings.server.secret_file)?;
         let tls = settings.server.tls.as_ref().map(tls_acceptor).transpose()?;
         let addr = settings.server.listen;
@@ -85,7 +95,7 @@ impl Gateway {
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| bind_err(bound, e))?;
         let admin = AdminListener::bind(&settings.admin).await?;
-        let mut state = State::new(settings, &secret)?;
+        let mut state = State::with_clock(settings, &secret, clock)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
         }

@@ -55,7 +55,7 @@ pub async fn of(
     Ok(match ids.identify(app, creds, view, &session).await? {
         Identity::Anonymous => Standing::Anonymous(session),
         Identity::User { name, .. } if creds.user.as_deref() == Some(name.as_str()) => {
-            app.confirm(session, &name);
+            app.confirm(session, &name).await;
             Standing::Proven(session)
         }
         Identity::User { name, phone } => Standing::Unproven {

@@ -12,11 +12,13 @@ use crate::delivery::Deliveries;
 use crate::events::Events;
 use crate::identity::{self, Cache};
 use crate::keys::Keys;
-use crate::limits::SendLimiter;
+use crate::limits::{self, SendLimiter};
 use crate::otp::OtpStore;
 use crate::proxy::{self, UpstreamClient};
 use crate::pumping::PumpingGuard;
 use crate::sms::{Callback, Providers};
+use crate::store::memory::MemorySessionFlags;
+use crate::store::{self, SessionFlags, SharedClock};
 use crate::text::{EN, Text};
 
 /// One protected application and what the gateway remembers about its sessions.
@@ -27,14 +29,13 @@ pub struct App {
     pub upstream_failures: crate::failure_log::FailureLog,
     /// Who-am-I answers (see `identity`).
     pub identities: Cache,
-    /// Sessions whose answer was just invalidated: no answer fetched around
-    /// that moment is cached (it may predate a login).
-    pub forgotten: moka::sync::Cache<[u8; 32], ()>,
-    /// Sessions whose proof was lately found to name the app's current user
-    /// of the session, with that user. An entry goes when the session may
+    /// Sessions whose answer was just invalidated (no answer fetched around
+    /// that moment is cached: it may predate a login), and sessions whose
+    /// proof was lately found to name the app's current user of the
+    /// session, with that user. A confirmation goes when the session may
     /// have changed hands, and after `recheck_interval` in any case (see
     /// `standing`); a missing one costs one who-am-I lookup.
-    confirmed: moka::sync::Cache<[u8; 32], Arc<str>>,
+    pub sessions: Arc<dyn SessionFlags>,
     /// Suspicious cookie pairs dropped since the last log line about them,
     /// and when that line was written (Unix seconds).
     suspicious: (AtomicU64, AtomicU64),
@@ -43,12 +44,12 @@ pub struct App {
 impl App {
     /// Whether the session's proof for `user` was confirmed lately.
     pub fn is_confirmed(&self, session: &[u8; 32], user: &str) -> bool {
-        self.confirmed.get(session).is_some_and(|u| &*u == user)
+        self.sessions.is_confirmed(session, user)
     }
 
     /// The app's answer for the session names `user`, whose proof it holds.
-    pub fn confirm(&self, session: [u8; 32], user: &str) {
-        self.confirmed.insert(session, Arc::from(user));
+    pub async fn confirm(&self, session: [u8; 32], user: &str) {
+        self.sessions.confirm(session, user).await;
     }
 
     /// The session may have changed hands (a login, a logout, new cookies):
@@ -56,7 +57,6 @@ impl App {
     /// the request that did it carried a proof.
     pub async fn may_have_logged_in(&self, session: &[u8; 32]) {
         identity::forget(self, session).await;
-        self.confirmed.invalidate(session);
     }
 
     /// Logs a dropped suspicious cookie pair: at once the first time, then
@@ -134,6 +134,8 @@ fn is_ambiguous_path(path: &str) -> bool {
 pub struct State {
     pub settings: Settings,
     pub keys: Keys,
+    /// The one clock of every store (wall-clock ms); a test may put its own.
+    pub clock: SharedClock,
     pub apps: Vec<App>,
     /// One upstream pool per worker: a pooled connection is driven by the
     /// runtime that opened it, so sharing one across workers would bounce
@@ -159,6 +161,16 @@ pub struct State {
 
 impl State {
     pub fn new(settings: Settings, secret: &[u8]) -> Result<Self, reqwest::Error> {
+        Self::with_clock(settings, secret, store::system_clock())
+    }
+
+    /// As [`Self::new`], with the stores timed by `clock` (tests move a
+    /// `store::ManualClock` instead of sleeping).
+    pub fn with_clock(
+        settings: Settings,
+        secret: &[u8],
+        clock: SharedClock,
+    ) -> Result<Self, reqwest::Error> {
         let keys = Keys::derive(secret);
         let apps = settings
             .apps
@@ -168,18 +180,15 @@ impl State {
                 index,
                 cfg: cfg.clone(),
                 identities: identity::new_cache(cfg.userinfo_cache),
-                forgotten: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_live(settings.server.upstream_timeout + Duration::from_secs(1))
-                    .build(),
-                confirmed: moka::sync::Cache::builder()
-                    .max_capacity(1_000_000)
-                    .time_to_live(if cfg.recheck_interval.is_zero() {
+                sessions: Arc::new(MemorySessionFlags::new(
+                    if cfg.recheck_interval.is_zero() {
                         settings.server.second_factor_lifetime
                     } else {
                         cfg.recheck_interval
-                    })
-                    .build(),
+                    },
+                    settings.server.upstream_timeout + Duration::from_secs(1),
+                    clock.clone(),
+                )),
                 suspicious: Default::default(),
                 upstream_failures: Default::default(),
             })
@@ -197,16 +206,22 @@ impl State {
             });
         let s = &settings.sms;
         Ok(Self {
-            otp: OtpStore::new(&keys, o.ttl, o.max_attempts, o.length),
-            limiter: SendLimiter::new(settings.limits.clone()),
-            abuse: AbuseGuard::new(&settings.limits),
+            otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
+            limiter: limits::in_memory(&settings.limits, clock.clone()),
+            abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
             providers: Providers::new(s, callback.as_ref())?,
-            deliveries: Deliveries::new(o.ttl, s.fallback_after, s.delivery_timeout),
-            pumping: PumpingGuard::new(settings.pumping.clone()),
+            deliveries: Deliveries::in_memory(
+                o.ttl,
+                s.fallback_after,
+                s.delivery_timeout,
+                clock.clone(),
+            ),
+            pumping: PumpingGuard::with_clock(settings.pumping.clone(), clock.clone()),
             clients: (0..settings.server.workers)
                 .map(|_| proxy::client(settings.server.connect_timeout))
                 .collect(),
             keys,
+            clock,
             apps,
             settings,
             text: &EN,

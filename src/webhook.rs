@@ -88,7 +88,7 @@ pub async fn serve(
             .map_err(|_| GateError::BadRequest("the body is not a DIDfarm status event"))?,
     };
     if let Some(update) = update {
-        apply(state, provider, &update);
+        apply(state, provider, &update).await;
     }
     let mut res = Response::new(empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
@@ -99,8 +99,8 @@ pub async fn serve(
 /// number's resend cooldown: nobody should wait for a message that will
 /// never come (the hourly and daily limits still count it). A failed first
 /// WhatsApp message makes the gateway send its SMS fallback at once.
-fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
-    let Some(applied) = state.deliveries.update(provider, u) else {
+async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
+    let Some(applied) = state.deliveries.update(provider, u).await else {
         tracing::debug!(
             event = "webhook.unknown_message", provider, message_id = %printable(&u.message_id),
             "status for a message this gateway does not know (or no longer remembers); ignored"
@@ -113,7 +113,7 @@ fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
     // Only the latest message's failure: a late report about an earlier one
     // must not end the cooldown a newer message started.
     if applied.status == Status::Failed && applied.latest {
-        state.limiter.lift_cooldown(&applied.number_id);
+        state.limiter.lift_cooldown(&applied.number_id).await;
     }
     if applied.status == Status::Failed {
         // Claims it only if this record's fallback is due and unclaimed.

@@ -17,17 +17,29 @@ use tokio::net::TcpStream;
 /// The gateway in front of a [`LegacyApp`], with `[server]` and `[[apps]]`
 /// keys added; login and logout are bypass paths, as the README advises.
 async fn gateway(server_keys: &str, app_keys: &str) -> (Env, LegacyApp) {
+    gateway_with_clock(server_keys, app_keys, otpgate::store::system_clock()).await
+}
+
+/// As [`gateway`], with the gateway's stores timed by `clock`.
+async fn gateway_with_clock(
+    server_keys: &str,
+    app_keys: &str,
+    clock: otpgate::store::SharedClock,
+) -> (Env, LegacyApp) {
     let app = LegacyApp::start().await;
     let url = app.url.clone();
     let (server_keys, app_keys) = (server_keys.to_string(), app_keys.to_string());
-    let env = Env::with_config(move |text| {
-        let text = with_upstream(&text, &url);
-        let text = text.replace(
-            "bypass = [\"/static/\", \"/login\"]",
-            &format!("bypass = [\"/static/\", \"/login\", \"/logout\"]\n{app_keys}"),
-        );
-        with_server_keys(&text, &server_keys)
-    })
+    let env = Env::with_config_and_clock(
+        move |text| {
+            let text = with_upstream(&text, &url);
+            let text = text.replace(
+                "bypass = [\"/static/\", \"/login\"]",
+                &format!("bypass = [\"/static/\", \"/login\", \"/logout\"]\n{app_keys}"),
+            );
+            with_server_keys(&text, &server_keys)
+        },
+        clock,
+    )
     .await;
     (env, app)
 }
@@ -207,7 +219,15 @@ async fn a_get_login_link_on_a_login_path_needs_the_new_user_to_prove_again() {
 
 #[tokio::test]
 async fn a_proven_session_is_checked_against_the_app_again_after_recheck_interval() {
-    let (env, app) = gateway("", "recheck_interval = \"1s\"\nuserinfo_cache = \"0s\"").await;
+    // The confirmation's age is store time: the test moves the gateway's
+    // clock past the interval instead of sleeping.
+    let clock = otpgate::store::ManualClock::starting_now();
+    let (env, app) = gateway_with_clock(
+        "",
+        "recheck_interval = \"1s\"\nuserinfo_cache = \"0s\"",
+        clock.clone(),
+    )
+    .await;
     let sid = "S-fixed-6";
     app.log_in(sid, "alice");
     let proof = prove(&env, sid).await;
@@ -218,8 +238,8 @@ async fn a_proven_session_is_checked_against_the_app_again_after_recheck_interva
     );
     // A login the gateway cannot see (another host, a forward-auth path).
     app.log_in(sid, "bob");
-    // Waits past the interval: only then must the change be noticed.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the interval: only then must the change be noticed.
+    clock.advance(Duration::from_millis(1500));
     assert_eq!(
         get(&env, "/private", "gate.test", &both).await.status(),
         303

@@ -79,7 +79,7 @@ async fn a_delivered_whatsapp_message_gets_no_fallback() {
     env.sms.report(env.addr, 0, "delivered").await;
     let pending = env.state.account_key(0, "alice");
     assert!(
-        !env.state.deliveries.keeps_sealed(&pending),
+        !env.state.deliveries.keeps_sealed(&pending).await,
         "the sealed copy goes with the delivered report"
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -98,7 +98,7 @@ async fn with_no_page_open_the_gateway_itself_sends_the_sms_after_fallback_after
     let csrf = open_code_page(&env, &client).await;
     let code = env.sms.last().code();
     let pending = env.state.account_key(0, "alice");
-    assert!(env.state.deliveries.keeps_sealed(&pending));
+    assert!(env.state.deliveries.keeps_sealed(&pending).await);
     until_count(&env.sms, 2).await;
     let sms = env.sms.last();
     assert_eq!((sms.channel, sms.code()), ("sms", code.clone()));
@@ -109,7 +109,7 @@ async fn with_no_page_open_the_gateway_itself_sends_the_sms_after_fallback_after
         sms.body()
     );
     assert!(
-        !env.state.deliveries.keeps_sealed(&pending),
+        !env.state.deliveries.keeps_sealed(&pending).await,
         "the sealed copy goes once the fallback is sent"
     );
     let (record, audit) = audit_record(&env, "delivery.fallback").await;
@@ -159,7 +159,7 @@ async fn a_verified_code_gets_no_fallback_and_its_sealed_copy_goes_at_once() {
     let code = env.sms.last().code();
     let pending = env.state.account_key(0, "alice");
     assert_eq!(submit_code(&env, &client, &csrf, &code).await.status(), 303);
-    assert!(!env.state.deliveries.keeps_sealed(&pending));
+    assert!(!env.state.deliveries.keeps_sealed(&pending).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(env.sms.count(), 1, "the timer did nothing");
 }
@@ -176,6 +176,7 @@ async fn a_stopped_gateway_sends_no_fallback_and_its_timers_let_go_of_it() {
         env.state
             .deliveries
             .keeps_sealed(&env.state.account_key(0, "alice"))
+            .await
     );
     env.shutdown.take().unwrap().send(()).unwrap();
     let served = env.served.take().unwrap();

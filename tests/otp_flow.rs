@@ -263,11 +263,14 @@ async fn five_wrong_codes_lock_the_code_until_a_new_one_is_sent() {
 // 5
 #[tokio::test]
 async fn a_code_past_its_ttl_is_refused_as_expired() {
-    let env = Env::with("[otp]\nttl = \"1s\"\n").await;
+    // The code's lifetime is store time: the test moves the gateway's
+    // clock past it instead of sleeping.
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = Env::with_clock("[otp]\nttl = \"1s\"\n", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     let code = env.sms.last().code();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     let res = submit_code(&env, &client, &csrf, &code).await;
     assert_eq!(res.status(), 422);
     assert!(set_cookie(&res, "otpgate").is_none());

@@ -114,7 +114,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
     authorize(state, &req)?;
     match (req.uri().path(), req.method()) {
         (LOCKS, &Method::GET) => Ok(to_json(&Locks {
-            locks: state.abuse.locks(),
+            locks: state.abuse.locks().await,
         })),
         (UNLOCK, &Method::POST) => {
             let Unlock { app, user } = read_json(req, r#"{"app": "CRM", "user": "alice"}"#).await?;
@@ -122,7 +122,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
                 return Err(AdminError::NoSuchApp(app));
             };
             let account = state.account_key(index, &user);
-            if !state.abuse.unlock(&account) {
+            if !state.abuse.unlock(&account).await {
                 return Err(AdminError::NotLocked { app, user });
             }
             // Admin actions belong in the investigator's record too.
@@ -132,11 +132,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<serde_json::Valu
             Ok(serde_json::json!({ "unlocked": { "app": app, "user": user } }))
         }
         (QUARANTINES, &Method::GET) => Ok(to_json(&Quarantines {
-            quarantines: state.pumping.quarantines(),
+            quarantines: state.pumping.quarantines().await,
         })),
         (LIFT, &Method::POST) => {
             let Lift { key } = read_json(req, r#"{"key": "NG"}"#).await?;
-            if !state.pumping.lift(&key) {
+            if !state.pumping.lift(&key).await {
                 return Err(AdminError::NotQuarantined(key));
             }
             let lifted = OtpEvent::QuarantineLifted { key: &key };

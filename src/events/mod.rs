@@ -33,14 +33,9 @@ pub use log::Log;
 /// enough for a client to bloat the log.
 const MAX_USER_AGENT: usize = 256;
 
-/// Whether a pumping key is a country or a number prefix. Here rather than
-/// in `pumping`, which emits events: the dependency points one way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Country,
-    Prefix,
-}
+/// Whether a pumping key is a country or a number prefix: the store's type
+/// (the lowest layer), so `pumping` and `events` share it.
+pub use crate::store::pumping::Scope;
 
 /// How a code that a provider accepted came to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -165,16 +165,16 @@ async fn code_page(
     };
     let page = page_ctx(state, app, rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         let who = page.who(&user, &number, view);
         state.events.emit(&who, OtpEvent::SendLimited(locked));
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
     let again = query_param(query, "m").as_deref() == Some("resent");
     // A HEAD (a link checker, a prefetch probe) never sends a message.
-    if state.otp.status(&user.pending) == Status::Alive || req.method() == Method::HEAD {
+    if state.otp.status(&user.pending).await == Status::Alive || req.method() == Method::HEAD {
         let notice = again.then(|| Notice::ok(state.text.sent_to(&page.masked, true)));
-        return Ok(page.render(StatusCode::OK, notice, false));
+        return Ok(page.render(StatusCode::OK, notice, false).await);
     }
     // Arriving with no live code sends one; a reload finds it alive and does not.
     let outcome = send::code(
@@ -186,7 +186,7 @@ async fn code_page(
         send::Pick::Preferred,
     )
     .await;
-    Ok(after_send(&page, outcome, view))
+    Ok(after_send(&page, outcome, view).await)
 }
 
 /// The delivery of the latest message, for the page to follow without
@@ -204,22 +204,24 @@ async fn status(
         Visitor::User(u) => u,
     };
     let t = state.text;
-    let delivery = state.deliveries.view(&user.pending);
+    let delivery = state.deliveries.view(&user.pending).await;
     let progress = delivery.as_ref().map(|v| v.progress());
     let number_id = user
         .phone
         .as_deref()
         .and_then(|n| Number::parse(n).ok())
         .map(|n| state.number_id(&n));
-    let resend_in = number_id.map_or(0, |id| {
-        crate::text::ceil_secs(state.limiter.cooldown_left(&id))
-    });
+    let fallback_in = state.deliveries.fallback_in(&user.pending).await;
+    let resend_in = match number_id {
+        Some(id) => crate::text::ceil_secs(state.limiter.cooldown_left(&id).await),
+        None => 0,
+    };
     Ok(json(&serde_json::json!({
         "progress": progress.map_or("none", |p| p.as_str()),
         "channel": delivery.as_ref().map(|v| v.channel.as_str()),
         "text": delivery.as_ref().zip(progress).map(|(v, p)| t.delivery(v.channel, p)),
         "alternatives": progress.is_some_and(|p| p.offers_alternatives()),
-        "fallback_in": state.deliveries.fallback_in(&user.pending).map(crate::text::ceil_secs),
+        "fallback_in": fallback_in.map(crate::text::ceil_secs),
         "resend_in": resend_in,
     })))
 }
@@ -293,40 +295,45 @@ async fn check_code(
     let t = state.text;
     let who = page.who(&user, &number, view);
     let emit = |e: OtpEvent<'_>| state.events.emit(&who, e);
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         emit(OtpEvent::CheckLimited(locked));
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
-    if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)) {
+    if let Err(limited) = state.abuse.allow_verify(&state.ip_key(view.ip)).await {
         emit(OtpEvent::CheckLimited(limited));
-        return Ok(page.limited(limited));
+        return Ok(page.limited(limited).await);
     }
     let submitted = form.get("code").map_or("", String::as_str);
-    let verdict = state.otp.verify(&user.pending, submitted);
+    let verdict = state.otp.verify(&user.pending, submitted).await;
     if matches!(verdict, Verdict::Wrong { .. } | Verdict::Locked)
         && state
             .abuse
             .record_failure(&user.pending, &app.cfg.name, &user.name)
+            .await
     {
         emit(OtpEvent::AccountLocked);
     }
     // A dead code's sealed fallback copy goes with it (`fallback`).
     if matches!(verdict, Verdict::Correct | Verdict::Locked) {
-        state.deliveries.code_died(&user.pending, None);
+        state.deliveries.code_died(&user.pending, None).await;
     }
     Ok(match verdict {
         Verdict::Correct => {
-            state.abuse.record_success(&user.pending);
+            state.abuse.record_success(&user.pending).await;
             // An account that entered its code is an office's user, not an
             // attacker's: it no longer counts against the address.
             state
                 .abuse
-                .code_entered(&state.ip_key(view.ip), &user.pending);
-            state.pumping.record_verified(&number, &page.number_id);
+                .code_entered(&state.ip_key(view.ip), &user.pending)
+                .await;
+            state
+                .pumping
+                .record_verified(&number, &page.number_id)
+                .await;
             emit(OtpEvent::Verified);
             let lifetime = state.settings.server.second_factor_lifetime;
             // The app named this user for this session a moment ago.
-            app.confirm(user.session, &user.name);
+            app.confirm(user.session, &user.name).await;
             let mut res = see_other(&rd);
             set_cookie(
                 &mut res,
@@ -349,6 +356,7 @@ async fn check_code(
                 Some(Notice::error(t.wrong_code(attempts_left))),
                 true,
             )
+            .await
         }
         Verdict::Locked => {
             emit(OtpEvent::CodeLocked);
@@ -357,6 +365,7 @@ async fn check_code(
                 Some(Notice::error(t.locked)),
                 true,
             )
+            .await
         }
         Verdict::NoCode => {
             emit(OtpEvent::Expired);
@@ -365,12 +374,16 @@ async fn check_code(
                 Some(Notice::error(t.expired)),
                 false,
             )
+            .await
         }
-        Verdict::Malformed => page.render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Notice::error(t.malformed_code(state.otp.length()))),
-            true,
-        ),
+        Verdict::Malformed => {
+            page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Notice::error(t.malformed_code(state.otp.length()))),
+                true,
+            )
+            .await
+        }
     })
 }
 

@@ -41,7 +41,7 @@ impl PageCtx<'_> {
     /// `Retry-After` (RFC 9110 §10.2.3). Its resend line counts down the
     /// same wait (issue 12: never "You can ask for a new code now" beside
     /// "Please try again in 46 seconds").
-    pub fn limited(&self, l: limits::Limited) -> Response<Body> {
+    pub async fn limited(&self, l: limits::Limited) -> Response<Body> {
         let t = self.state.text;
         let template = match l.window {
             Window::Cooldown => t.wait_cooldown,
@@ -52,12 +52,14 @@ impl PageCtx<'_> {
             Window::Pumping => t.wait_pumping,
         };
         let notice = Notice::error(t.wait(template, l.wait));
-        let mut res = self.page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(notice),
-            false,
-            Some(l.wait),
-        );
+        let mut res = self
+            .page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(notice),
+                false,
+                Some(l.wait),
+            )
+            .await;
         res.headers_mut().insert(
             RETRY_AFTER,
             HeaderValue::from(crate::text::ceil_secs(l.wait)),
@@ -76,28 +78,28 @@ impl PageCtx<'_> {
         )
     }
 
-    pub fn render(
+    pub async fn render(
         &self,
         status: StatusCode,
         notice: Option<Notice>,
         invalid: bool,
     ) -> Response<Body> {
-        self.page(status, notice, invalid, None)
+        self.page(status, notice, invalid, None).await
     }
 
     /// `held`: a limit refuses sends for that long, whatever the cooldown says.
-    fn page(
+    async fn page(
         &self,
         status: StatusCode,
         notice: Option<Notice>,
         invalid: bool,
         held: Option<Duration>,
     ) -> Response<Body> {
-        let code_alive = self.state.otp.status(&self.key) == Status::Alive;
-        let cooldown = self.state.limiter.cooldown_left(&self.number_id);
+        let code_alive = self.state.otp.status(&self.key).await == Status::Alive;
+        let cooldown = self.state.limiter.cooldown_left(&self.number_id).await;
         let wait = held.map_or(cooldown, |h| h.max(cooldown));
         let t = self.state.text;
-        let view = self.state.deliveries.view(&self.key);
+        let view = self.state.deliveries.view(&self.key).await;
         let progress = view.as_ref().map(|v| v.progress());
         let page = VerifyPage {
             t: self.state.text,
@@ -153,7 +155,7 @@ pub(super) fn page_ctx<'a>(
     }
 }
 
-pub(super) fn after_send(
+pub(super) async fn after_send(
     page: &PageCtx<'_>,
     outcome: Outcome,
     view: &ClientView,
@@ -163,7 +165,7 @@ pub(super) fn after_send(
     match outcome {
         Outcome::Sent(code, _) | Outcome::Uncertain(code) => {
             let notice = uncertain.then(|| Notice::error(t.send_uncertain));
-            let mut res = page.render(StatusCode::OK, notice, false);
+            let mut res = page.render(StatusCode::OK, notice, false).await;
             // The user's sealed copy, so a resend repeats this code.
             let ttl = page.state.settings.otp.ttl;
             set_cookie(
@@ -172,7 +174,7 @@ pub(super) fn after_send(
             );
             res
         }
-        Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false),
+        Outcome::AlreadyAlive => page.render(StatusCode::OK, None, false).await,
         Outcome::CountryRefused => pages::html(
             StatusCode::FORBIDDEN,
             &MessagePage {
@@ -185,12 +187,15 @@ pub(super) fn after_send(
                 reference: None,
             },
         ),
-        Outcome::Limited(l) => page.limited(l),
-        Outcome::Failed => page.render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(Notice::error(t.send_failed)),
-            false,
-        ),
+        Outcome::Limited(l) => page.limited(l).await,
+        Outcome::Failed => {
+            page.render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(Notice::error(t.send_failed)),
+                false,
+            )
+            .await
+        }
     }
 }
 

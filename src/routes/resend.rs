@@ -49,10 +49,10 @@ pub(super) async fn resend(
     };
     let page = page_ctx(state, app, &rd, &user, &number);
     // A locked account gets no code at all until the lock ends.
-    if let Some(locked) = state.abuse.account_locked(&user.pending) {
+    if let Some(locked) = state.abuse.account_locked(&user.pending).await {
         let who = page.who(&user, &number, view);
         state.events.emit(&who, OtpEvent::SendLimited(locked));
-        return Ok(page.limited(locked));
+        return Ok(page.limited(locked).await);
     }
     let requested = match form.get("channel") {
         None => None,
@@ -65,19 +65,24 @@ pub(super) async fn resend(
         ),
     };
     // While the code is alive the same code goes out again, so a late SMS still works.
-    let same = cookies::get(req.headers(), otp::PENDING_COOKIE)
+    let same = match cookies::get(req.headers(), otp::PENDING_COOKIE)
         .and_then(|v| otp::unseal(&state.keys, v))
-        .filter(|code| state.otp.is_alive_code(&user.pending, code));
+    {
+        Some(code) if state.otp.is_alive_code(&user.pending, &code).await => Some(code),
+        _ => None,
+    };
     // Asking by hand for the channel of a due fallback is that fallback:
     // claimed here, it is not sent again by the gateway's timer.
     let due = state
         .deliveries
         .view(&user.pending)
+        .await
         .and_then(|v| v.fallback_due);
     let fallback = match (due, &same) {
         (Some(due), Some(_)) if requested == Some(due) => state
             .deliveries
             .take_fallback(&user.pending, None)
+            .await
             .map(|claim| claim.channel),
         _ => None,
     };
@@ -106,5 +111,5 @@ pub(super) async fn resend(
         );
         return Ok(res);
     }
-    Ok(after_send(&page, outcome, view))
+    Ok(after_send(&page, outcome, view).await)
 }

@@ -695,13 +695,27 @@ impl Env {
     /// Starts with the base configuration as changed by `edit`, for tests
     /// that need other `[server]` keys or other apps than [`Env::with`] allows.
     pub async fn with_config(edit: impl FnOnce(String) -> String) -> Self {
+        Self::with_config_and_clock(edit, otpgate::store::system_clock()).await
+    }
+
+    /// As [`Env::with`], with the gateway's stores timed by `clock` (a
+    /// `ManualClock` the test moves instead of sleeping).
+    pub async fn with_clock(tables: &str, clock: otpgate::store::SharedClock) -> Self {
+        Self::with_config_and_clock(|text| format!("{tables}\n{text}"), clock).await
+    }
+
+    /// As [`Env::with_config`], with the stores timed by `clock`.
+    pub async fn with_config_and_clock(
+        edit: impl FnOnce(String) -> String,
+        clock: otpgate::store::SharedClock,
+    ) -> Self {
         let app = FakeApp::start().await;
         let sms = FakeDidfarm::start().await;
         let dir = tempfile::tempdir().unwrap();
         let text = edit(config_text(&app.url(), &sms.url(), dir.path(), ""));
         let settings =
             otpgate::config::parse(&text, "test.toml", dir.path()).expect("test config is valid");
-        let gw = otpgate::Gateway::bind(settings)
+        let gw = otpgate::Gateway::bind_with_clock(settings, clock)
             .await
             .expect("gateway binds");
         let addr = gw.local_addr();
