@@ -3,6 +3,7 @@
 //! one into the other. Every error names the file, the line and the key.
 
 mod answer;
+mod apps;
 mod guards;
 mod raw;
 mod sms;
