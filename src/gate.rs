@@ -36,7 +36,7 @@ pub struct Conn {
 
 /// The gateway's service function: never fails; errors become pages.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    let page = wants_error_page(&req).then(|| routes::error_back(state.text, req.uri()));
+    let wants_page = wants_error_page(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
@@ -75,6 +75,8 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
                 }
             }
             let reference = request_id.to_str().unwrap_or("");
+            // Built only now: most requests never need their error page's link.
+            let page = wants_page.then(|| routes::error_back(state.text, &uri));
             let mut res = pages::error(state.text, &err, page.as_ref(), reference);
             res.headers_mut().insert(X_REQUEST_ID, request_id);
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a

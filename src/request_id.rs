@@ -45,7 +45,8 @@ impl RequestIds {
             return id.clone();
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+        // One allocation, handed over whole (hex and '-' are valid field bytes).
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{}-{n:x}", self.prefix)))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
