@@ -59,6 +59,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
                 .and_then(|h| h.to_str().ok())
                 .or(uri.host())
                 .and_then(|h| state.app_for(&headers::host_without_port(h).to_ascii_lowercase()));
+            let reference = request_id.to_str().unwrap_or("");
             match (&err, app) {
                 // The app down under load: a line per request would flood the log.
                 (
@@ -68,13 +69,12 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
                     Some(app),
                 ) => upstream_failed(app, &err),
                 _ if err.status().is_server_error() => {
-                    tracing::warn!(%method, path, client = %conn.peer, error = %err, source = ?std::error::Error::source(&err), "request failed");
+                    tracing::warn!(%method, path, client = %conn.peer, request_id = reference, error = %err, source = ?std::error::Error::source(&err), "request failed");
                 }
                 _ => {
-                    tracing::info!(%method, path, client = %conn.peer, error = %err, "request refused")
+                    tracing::info!(%method, path, client = %conn.peer, request_id = reference, error = %err, "request refused")
                 }
             }
-            let reference = request_id.to_str().unwrap_or("");
             // Built only now: most requests never need their error page's link.
             let page = wants_page.then(|| routes::error_back(state.text, &uri));
             let mut res = pages::error(state.text, &err, page.as_ref(), reference);

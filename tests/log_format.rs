@@ -62,6 +62,12 @@ fn json_logs_are_one_json_object_per_line_with_the_event_fields_at_the_top() {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("the error names its request id")
+        .trim()
+        .to_string();
     let mut refused = None;
     while refused.is_none() && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
@@ -76,6 +82,11 @@ fn json_logs_are_one_json_object_per_line_with_the_event_fields_at_the_top() {
     let refused = refused.expect("the refused request is logged");
     assert_eq!(refused["level"], "INFO");
     assert_eq!(refused["path"], "/.otpgate/nothing-here");
+    assert_eq!(
+        refused["request_id"],
+        id.as_str(),
+        "the line names the request"
+    );
     assert!(refused["timestamp"].is_string());
     assert!(
         seen.iter().any(|v| v["level"] == "WARN"),
