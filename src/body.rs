@@ -32,6 +32,12 @@ pub fn stream(incoming: hyper::body::Incoming) -> Body {
 /// arrives for `idle` (between any two frames, and before the first): the
 /// app then sees an aborted request and the client a 408.
 pub fn stream_idle(incoming: hyper::body::Incoming, idle: Duration) -> Body {
+    use hyper::body::Body as _;
+    // A request without a body (most GETs) needs no timer, and keeps its
+    // "nothing follows" (`TimeoutBody` does not pass `is_end_stream` on).
+    if incoming.is_end_stream() {
+        return stream(incoming);
+    }
     TimeoutBody::new(idle, incoming).boxed_unsync()
 }
 

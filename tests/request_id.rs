@@ -66,3 +66,15 @@ async fn an_error_page_and_its_json_name_the_request_id() {
         headers["x-request-id"].to_str().unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_get_without_a_body_reaches_the_app_without_a_body_framing() {
+    let env = Env::start().await;
+    let (_, _, body) = raw_request(env.addr, "GET", "/echo", &[("host", "gate.test")]).await;
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        seen["headers"].get("transfer-encoding").is_none(),
+        "a bodiless GET is sent without Transfer-Encoding: {seen}"
+    );
+    assert_eq!(seen["body_len"], 0);
+}
