@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use otpgate::headers::{self, ClientView, Peer};
+use otpgate::http::headers::{self, ClientView, Peer};
 use otpgate::keys::Keys;
 use otpgate::otp::{self, OtpStore};
 use otpgate::state::State;
-use otpgate::{config, cookies, factor};
+use otpgate::{config, gate::factor, http::cookies};
 
 const SECRET: [u8; 64] = [7u8; 64];
 
@@ -179,14 +179,17 @@ fn cookie_lookup(c: &mut Criterion) {
         cookies::get(&h, "sessionid"),
         Some("q8w7e6r5t4y3u2i1o0p9a8s7d6f5g4h3")
     );
-    assert_eq!(cookies::get(&h, factor::COOKIE_NAME), Some(value.as_str()));
+    assert_eq!(
+        cookies::get(&h, otpgate::names::FACTOR_COOKIE),
+        Some(value.as_str())
+    );
 
     let mut g = c.benchmark_group("cookies");
     g.bench_function("get sessionid", |b| {
         b.iter(|| cookies::get(black_box(&h), black_box("sessionid")))
     });
     g.bench_function("get otpgate", |b| {
-        b.iter(|| cookies::get(black_box(&h), black_box(factor::COOKIE_NAME)))
+        b.iter(|| cookies::get(black_box(&h), black_box(otpgate::names::FACTOR_COOKIE)))
     });
     g.bench_function("get missing", |b| {
         b.iter(|| cookies::get(black_box(&h), black_box("nope")))

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use otpgate::config::LimitSettings;
 use otpgate::keys::Keys;
-use otpgate::limits;
+use otpgate::otp::limits;
 use otpgate::otp::{OtpStore, Verdict};
 use otpgate::store::system_clock;
 

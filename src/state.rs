@@ -5,20 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::abuse::AbuseGuard;
-use crate::audit::Audit;
 use crate::config::{AppSettings, HostMatch, Settings};
 use crate::delivery::Deliveries;
+use crate::delivery::sms::{Callback, Providers};
 use crate::events::Events;
-use crate::identity::{self, Cache};
+use crate::events::audit::Audit;
+use crate::http::proxy::{self, UpstreamClient};
 use crate::keys::Keys;
-use crate::limits::{self, SendLimiter};
 use crate::otp::OtpStore;
-use crate::proxy::{self, UpstreamClient};
+use crate::otp::abuse::AbuseGuard;
+use crate::otp::limits::{self, SendLimiter};
 use crate::pumping::PumpingGuard;
-use crate::sms::{Callback, Providers};
-use crate::store::memory::MemorySessionFlags;
-use crate::store::{self, SessionFlags, SharedClock};
+use crate::store::identities::IdentityAnswers;
+use crate::store::memory::{MemoryIdentities, MemorySessionFlags};
+use crate::store::{self, Clock, SessionFlags, SharedClock};
 use crate::text::{EN, Text};
 
 /// One protected application and what the gateway remembers about its sessions.
@@ -26,9 +26,9 @@ pub struct App {
     pub index: usize,
     pub cfg: AppSettings,
     /// The app's upstream failing: logged once, then summarised.
-    pub upstream_failures: crate::failure_log::FailureLog,
+    pub upstream_failures: crate::events::failure_log::FailureLog,
     /// Who-am-I answers (see `identity`).
-    pub identities: Cache,
+    pub identities: Arc<dyn IdentityAnswers>,
     /// Sessions whose answer was just invalidated (no answer fetched around
     /// that moment is cached: it may predate a login), and sessions whose
     /// proof was lately found to name the app's current user of the
@@ -53,18 +53,20 @@ impl App {
     }
 
     /// The session may have changed hands (a login, a logout, new cookies):
-    /// its cached answer goes, and so does its confirmation, whether or not
-    /// the request that did it carried a proof.
+    /// every cached answer for it goes, whatever cookies it was asked with,
+    /// and so does its confirmation, whether or not the request that did it
+    /// carried a proof.
     pub async fn may_have_logged_in(&self, session: &[u8; 32]) {
-        identity::forget(self, session).await;
+        self.sessions.forget(session).await;
+        self.identities.forget(session).await;
     }
 
     /// Logs a dropped suspicious cookie pair: at once the first time, then
     /// at most once a minute with the count, so a client cannot flood the log.
-    pub fn note_suspicious_cookie(&self, name: &str, view: &crate::headers::ClientView) {
+    pub fn note_suspicious_cookie(&self, name: &str, view: &crate::http::headers::ClientView) {
         let (count, logged_at) = &self.suspicious;
         let seen = count.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = crate::factor::now_secs();
+        let now = crate::store::SystemClock.now_ms() / 1000;
         let last = logged_at.load(Ordering::Relaxed);
         if now.saturating_sub(last) < 60
             || logged_at
@@ -150,13 +152,13 @@ pub struct State {
     pub text: &'static Text,
     /// Upgraded connections, drained at shutdown.
     pub tunnels: proxy::Tunnels,
-    pub request_ids: crate::request_id::RequestIds,
+    pub request_ids: crate::http::request_id::RequestIds,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
     /// Where OTP events go: the log here; `Gateway::bind` adds the audit log.
     pub events: Events,
     /// Stops the fallback timers when the gateway stops.
-    pub timers: crate::fallback::Timers,
+    pub timers: crate::delivery::Timers,
 }
 
 impl State {
@@ -179,7 +181,7 @@ impl State {
             .map(|(index, cfg)| App {
                 index,
                 cfg: cfg.clone(),
-                identities: identity::new_cache(cfg.userinfo_cache),
+                identities: Arc::new(MemoryIdentities::new(cfg.userinfo_cache)),
                 sessions: Arc::new(MemorySessionFlags::new(
                     if cfg.recheck_interval.is_zero() {
                         settings.server.second_factor_lifetime

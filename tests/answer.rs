@@ -7,9 +7,9 @@ use std::path::Path;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::{Full, StreamBody};
-use otpgate::answer::{self, MAX_ANSWER, PhoneFrom, Why};
 use otpgate::config::{self, AppSettings};
-use otpgate::identity::Identity;
+use otpgate::gate::answer::{self, MAX_ANSWER, PhoneFrom, Why};
+use otpgate::gate::identity::Identity;
 
 /// The `[[apps]]` table of a configuration with `keys` for its answer.
 fn app(keys: &str) -> AppSettings {

@@ -13,7 +13,7 @@
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use otpgate::cookies;
+use otpgate::http::cookies;
 
 const SESSION: &str = "sessionid";
 const OURS: [&str; 2] = ["otpgate", "otpgate_pending"];

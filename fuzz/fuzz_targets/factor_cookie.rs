@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use otpgate::factor;
+use otpgate::gate::factor;
 use otpgate::keys::Keys;
 
 fn keys() -> &'static Keys {

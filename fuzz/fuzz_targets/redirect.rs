@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otpgate::redirect::sanitize;
+use otpgate::web::redirect::sanitize;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(rd) = std::str::from_utf8(data) else {

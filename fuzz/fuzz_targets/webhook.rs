@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use otpgate::config::{Secret, TwilioSettings};
-use otpgate::sms::{Twilio, parse_didfarm_webhook, parse_twilio_callback};
+use otpgate::delivery::sms::{Twilio, parse_didfarm_webhook, parse_twilio_callback};
 
 static TWILIO: LazyLock<Twilio> = LazyLock::new(|| {
     Twilio::new(

@@ -14,12 +14,12 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::abuse::LockView;
-use crate::body::{self, Body};
 use crate::events::{OtpEvent, Who};
-use crate::pages;
+use crate::http::body::{self, Body};
+use crate::otp::abuse::LockView;
 use crate::pumping::QuarantineView;
 use crate::state::State;
+use crate::web::pages;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 4 * 1024;

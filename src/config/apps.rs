@@ -121,7 +121,7 @@ impl Ctx<'_> {
                         format!("{v:?} must be a path prefix starting with \"/\""),
                     ));
                 }
-                if v.starts_with(crate::routes::PREFIX) {
+                if v.starts_with(crate::names::PREFIX) {
                     return Err(self.at(
                         b,
                         key,

@@ -17,7 +17,7 @@ pub const DEFAULT_MESSAGE: &str =
     "Your {app} verification code is {code}. It expires in {minutes} minutes.";
 
 /// Names of the gateway's own cookies; an app's session cookie may not use them.
-pub const RESERVED_COOKIES: [&str; 2] = [crate::factor::COOKIE_NAME, crate::otp::PENDING_COOKIE];
+pub const RESERVED_COOKIES: [&str; 2] = [crate::names::FACTOR_COOKIE, crate::names::PENDING_COOKIE];
 
 pub(super) struct Ctx<'a> {
     pub(super) file: &'a str,

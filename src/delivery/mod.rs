@@ -9,8 +9,12 @@
 //! by itself: the code and the number, sealed (see `fallback`). Nothing
 //! here ever holds a code in plain text.
 
+pub mod sms;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::config::Channel;
 use crate::store::SharedClock;
@@ -157,6 +161,36 @@ impl Deliveries {
     /// is known).
     pub async fn fallback_in(&self, pending: &[u8; 32]) -> Option<Duration> {
         self.records.fallback_in(pending).await
+    }
+}
+
+/// Tells the fallback timers that the gateway stopped: a stopped gateway
+/// sends nothing, and no timer holds the state (or the process) beyond
+/// `Gateway::serve`.
+pub struct Timers {
+    stop: watch::Sender<bool>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+        }
+    }
+}
+
+impl Timers {
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// A receiver that sees the stop (a timer waits on it).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    pub fn stopped(&self) -> bool {
+        *self.stop.borrow()
     }
 }
 

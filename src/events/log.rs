@@ -6,7 +6,7 @@ use tracing::field::{DisplayValue, display};
 
 use crate::config::PumpingMode;
 use crate::delivery::Status;
-use crate::sms::{loggable, printable};
+use crate::delivery::sms::{loggable, printable};
 
 use super::{OtpEvent, Sink, Who};
 
@@ -93,7 +93,7 @@ impl Sink for Log {
                 // A check refused by the account lock has always been
                 // logged under the lock's name.
                 let name = match l.window {
-                    crate::limits::Window::Account => "otp.account_locked",
+                    crate::otp::limits::Window::Account => "otp.account_locked",
                     _ => name,
                 };
                 log_line!(

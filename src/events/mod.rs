@@ -10,7 +10,8 @@
 //! text is cleaned of control characters and long digit runs. No event
 //! carries a code or a cookie value at all.
 
-mod audit;
+pub mod audit;
+pub mod failure_log;
 mod log;
 #[cfg(test)]
 mod tests;
@@ -22,10 +23,10 @@ use http::HeaderValue;
 
 use crate::config::{Channel, PumpingMode};
 use crate::delivery::Status;
-use crate::headers::ClientView;
-use crate::limits::{Limited, Window};
+use crate::delivery::sms::SendError;
+use crate::http::headers::ClientView;
+use crate::otp::limits::{Limited, Window};
 use crate::phone::Number;
-use crate::sms::SendError;
 
 pub use log::Log;
 
@@ -310,7 +311,7 @@ impl Events {
 
     /// The gateway's sinks: the log line, and the audit record (a no-op
     /// while the audit log is off).
-    pub fn standard(audit: &crate::audit::Audit) -> Self {
+    pub fn standard(audit: &crate::events::audit::Audit) -> Self {
         Self::new(vec![Arc::new(Log), Arc::new(audit.clone())])
     }
 

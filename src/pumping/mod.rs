@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::{PumpingMode, PumpingSettings};
 use crate::events::{Events, OtpEvent, Who};
-use crate::limits::{Limited, Window};
+use crate::otp::limits::{Limited, Window};
 use crate::phone::Number;
 use crate::store::memory::MemoryPumping;
 use crate::store::pumping::{Judgement, PumpingCounters, Quarantine, Rule};

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod delivery;
+pub mod identities;
 pub mod memory;
 pub mod pumping;
 pub mod window;
@@ -96,6 +97,13 @@ pub enum Window {
 pub struct Limited {
     pub window: Window,
     pub wait: Duration,
+}
+
+impl Limited {
+    /// The wait in whole seconds, rounded up: "retry in 0 s" never shows.
+    pub fn wait_secs(&self) -> u64 {
+        self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0)
+    }
 }
 
 /// A send slot taken by [`SendLimits::reserve`]; hand it back with

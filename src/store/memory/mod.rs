@@ -6,6 +6,7 @@
 mod abuse;
 mod codes;
 mod deliveries;
+mod identities;
 mod pumping;
 mod sends;
 mod sessions;
@@ -13,6 +14,7 @@ mod sessions;
 pub use abuse::{AddressRules, MemoryAccountLocks, MemoryAddressLimits};
 pub use codes::MemoryCodes;
 pub use deliveries::MemoryDeliveries;
+pub use identities::MemoryIdentities;
 pub use pumping::MemoryPumping;
 pub use sends::MemorySendLimits;
 pub use sessions::MemorySessionFlags;
