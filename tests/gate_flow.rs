@@ -297,3 +297,27 @@ async fn a_session_cookie_pattern_gates_the_first_matching_cookie_and_forwards_n
     assert!(!seen.contains(&token), "{seen}");
     assert_eq!(env.app.hits_on("/reports"), 0);
 }
+
+#[tokio::test]
+async fn a_second_factor_ends_with_its_lifetime_on_the_gateways_clock() {
+    // The factor cookie's expiry is read against the gateway's one clock:
+    // the test moves it past the lifetime instead of waiting an hour.
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = Env::with_config_and_clock(
+        |text| {
+            text.replace(
+                "shutdown_grace = \"1s\"",
+                "shutdown_grace = \"1s\"\nsecond_factor_lifetime = \"1h\"",
+            )
+        },
+        clock.clone(),
+    )
+    .await;
+    let client = unlocked(&env, "alice").await;
+    let res = navigate(&client, &env.url("/reports")).await;
+    assert_eq!(res.status(), 200, "proven within the hour");
+    clock.advance(std::time::Duration::from_secs(3600 + 60));
+    let res = navigate(&client, &env.url("/reports")).await;
+    assert_eq!(res.status(), 303, "past the lifetime: the code page again");
+    assert_eq!(res.headers()["location"], "/.otpgate/verify?rd=%2Freports");
+}

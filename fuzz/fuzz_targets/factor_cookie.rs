@@ -12,6 +12,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use otpgate::gate::factor;
 use otpgate::keys::Keys;
+use otpgate::store::{Clock, SystemClock};
 
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let keys = keys();
     let session = [1u8; 32];
-    let now = factor::now_secs();
+    let now = SystemClock.now_ms() / 1000;
 
     // Arbitrary input as a cookie value: any answer is fine, no panic.
     let _ = factor::check(keys, value, 0, &session, now);
@@ -40,8 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let lifetime = Duration::from_secs(60 + salt % (90 * 86400 - 60));
     let mut own = [0u8; 32];
     own[..8].copy_from_slice(&salt.to_le_bytes());
-    let cookie = factor::issue(keys, app, value, &own, lifetime, salt & 1 == 1);
-    let now = factor::now_secs();
+    let cookie = factor::issue(keys, app, value, &own, (now, lifetime), salt & 1 == 1);
     assert_eq!(
         factor::check(keys, cookie.value(), app, &own, now).as_deref(),
         Some(value),

@@ -95,7 +95,7 @@ fn same_field(a: &[u8], b: &[u8]) -> bool {
 /// What the request's cookies prove for `app`. With a `memo`, a request that
 /// repeats the connection's last `Cookie` field is answered from it.
 pub fn read<B>(state: &State, app: &App, req: &Request<B>, memo: Option<&Memo>) -> Credentials {
-    let now = factor::now_secs();
+    let now = state.clock.now_ms() / 1000;
     // HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3); only
     // the usual single field is remembered.
     let single = single_cookie_field(req.headers());

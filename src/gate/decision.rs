@@ -252,7 +252,7 @@ bypass = ["/static/"]
                         0,
                         user,
                         &session,
-                        Duration::from_secs(3600),
+                        (self.state.clock.now_ms() / 1000, Duration::from_secs(3600)),
                         false,
                     );
                     format!("sid={sid}; {}={}", c.name(), c.value())

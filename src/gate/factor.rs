@@ -3,7 +3,7 @@
 //! the cookie crate's private jar), so checking it needs no server state:
 //! one decrypt and one compare on the hot path.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
@@ -15,24 +15,18 @@ use crate::names::FACTOR_COOKIE as COOKIE_NAME;
 const SESSION_TAG_LEN: usize = 16;
 const VERSION: &str = "v1";
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Builds the encrypted cookie for `user`, bound to app `app` and to the
-/// session whose keyed hash is `session`.
+/// session whose keyed hash is `session`, issued at `now` (Unix seconds,
+/// from the state's clock) for `lifetime`.
 pub fn issue(
     keys: &Keys,
     app: usize,
     user: &str,
     session: &[u8; 32],
-    lifetime: Duration,
+    (now, lifetime): (u64, Duration),
     secure: bool,
 ) -> Cookie<'static> {
-    let iat = now_secs();
+    let iat = now;
     let exp = iat + lifetime.as_secs();
     let tag = hex(&session[..SESSION_TAG_LEN]);
     let value = format!("{VERSION}\t{app}\t{iat}\t{exp}\t{tag}\t{user}");
@@ -92,6 +86,9 @@ pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
 mod tests {
     use super::*;
 
+    /// Any moment: the cookie carries its own times.
+    const NOW: u64 = 1_800_000_000;
+
     fn keys() -> Keys {
         Keys::derive(&[9u8; 64])
     }
@@ -100,9 +97,16 @@ mod tests {
     fn a_cookie_is_valid_only_for_its_app_session_and_lifetime() {
         let k = keys();
         let session = [1u8; 32];
-        let c = issue(&k, 0, "alice", &session, Duration::from_secs(60), true);
+        let c = issue(
+            &k,
+            0,
+            "alice",
+            &session,
+            (NOW, Duration::from_secs(60)),
+            true,
+        );
         assert!(c.secure().unwrap_or(false) && c.http_only().unwrap_or(false));
-        let now = now_secs();
+        let now = NOW;
         assert_eq!(
             check(&k, c.value(), 0, &session, now)
                 .map(|p| p.user)
@@ -122,16 +126,20 @@ mod tests {
     fn a_tampered_or_foreign_cookie_is_refused() {
         let k = keys();
         let session = [1u8; 32];
-        let c = issue(&k, 0, "alice", &session, Duration::from_secs(60), false);
+        let c = issue(
+            &k,
+            0,
+            "alice",
+            &session,
+            (NOW, Duration::from_secs(60)),
+            false,
+        );
         let mut v = c.value().to_string();
         let last = v.pop().unwrap();
         v.push(if last == 'A' { 'B' } else { 'A' });
-        assert_eq!(check(&k, &v, 0, &session, now_secs()), None);
+        assert_eq!(check(&k, &v, 0, &session, NOW), None);
         let other = Keys::derive(&[8u8; 64]);
-        assert_eq!(check(&other, c.value(), 0, &session, now_secs()), None);
-        assert_eq!(
-            check(&k, "garbage\u{0}\u{ffff}", 0, &session, now_secs()),
-            None
-        );
+        assert_eq!(check(&other, c.value(), 0, &session, NOW), None);
+        assert_eq!(check(&k, "garbage\u{0}\u{ffff}", 0, &session, NOW), None);
     }
 }

@@ -328,7 +328,7 @@ async fn check_code(
                     app.index,
                     &user.name,
                     &user.session,
-                    lifetime,
+                    (state.clock.now_ms() / 1000, lifetime),
                     view.https,
                 ),
             );
