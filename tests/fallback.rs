@@ -52,10 +52,15 @@ async fn a_failed_whatsapp_message_is_followed_once_by_an_sms_with_the_same_code
 
 #[tokio::test]
 async fn without_a_delivered_report_the_sms_fallback_follows_after_fallback_after() {
-    let env = whatsapp_first("1s").await;
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = whatsapp_first_on("2m", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     let code = env.sms.last().code();
+    clock.advance(Duration::from_secs(119));
+    settle().await;
+    assert_eq!(env.sms.count(), 1, "not before fallback_after");
+    clock.advance(Duration::from_secs(1));
     until_count(&env.sms, 2).await;
     assert_eq!(
         post_resend(&env, &client, &csrf, &[("fallback", "1")])
@@ -73,7 +78,8 @@ async fn without_a_delivered_report_the_sms_fallback_follows_after_fallback_afte
 
 #[tokio::test]
 async fn a_delivered_whatsapp_message_gets_no_fallback() {
-    let env = whatsapp_first("1s").await;
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = whatsapp_first_on("1s", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     env.sms.report(env.addr, 0, "delivered").await;
@@ -82,7 +88,8 @@ async fn a_delivered_whatsapp_message_gets_no_fallback() {
         !env.state.deliveries.keeps_sealed(&pending).await,
         "the sealed copy goes with the delivered report"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
+    settle().await;
     assert_eq!(status(&env, &client).await["progress"], "delivered");
     post_resend(&env, &client, &csrf, &[("fallback", "1")]).await;
     assert_eq!(env.sms.count(), 1, "nothing more was sent");
@@ -91,7 +98,8 @@ async fn a_delivered_whatsapp_message_gets_no_fallback() {
 #[tokio::test]
 async fn with_no_page_open_the_gateway_itself_sends_the_sms_after_fallback_after() {
     let logs = capture_logs();
-    let env = env_with(WHATSAPP_FIRST, AUDIT).await;
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = env_with_server_on(WHATSAPP_FIRST, AUDIT, "", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     // The first code page load is all the browser does: no script runs,
     // no status poll, no resend.
@@ -99,6 +107,7 @@ async fn with_no_page_open_the_gateway_itself_sends_the_sms_after_fallback_after
     let code = env.sms.last().code();
     let pending = env.state.account_key(0, "alice");
     assert!(env.state.deliveries.keeps_sealed(&pending).await);
+    clock.advance(Duration::from_secs(1));
     until_count(&env.sms, 2).await;
     let sms = env.sms.last();
     assert_eq!((sms.channel, sms.code()), ("sms", code.clone()));
@@ -128,23 +137,25 @@ async fn with_no_page_open_the_gateway_itself_sends_the_sms_after_fallback_after
 
 #[tokio::test]
 async fn tabs_failed_reports_and_the_timer_racing_send_one_sms() {
-    let env = whatsapp_first("1s").await;
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = whatsapp_first_on("1s", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     // Three tabs open the page at once: one code, one WhatsApp, one timer.
     let url = env.url("/.otpgate/verify?rd=%2F");
     futures_util::future::join_all((0..3).map(|_| navigate(&client, &url))).await;
     assert_eq!(env.sms.count(), 1);
-    // The SMS takes its time to be accepted, so the timer comes due while
-    // the report's send is under way (or the other way round): whichever
-    // claims first sends, the other finds it taken.
-    env.sms.set_delay(Duration::from_millis(600));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The SMS takes its time to be accepted (well within the provider
+    // timeout of 1 s), so the timer comes due while the report's send is
+    // under way: whichever claims first sends, the other finds it taken.
+    env.sms.set_delay(Duration::from_millis(300));
     let reports = (0..8).map(|_| env.sms.report(env.addr, 0, "failed"));
     let answers = futures_util::future::join_all(reports).await;
     assert!(answers.iter().all(|a| *a == 204), "{answers:?}");
+    clock.advance(Duration::from_millis(1000));
     until_count(&env.sms, 2).await;
     // Past the timer's time again: still one SMS.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_millis(1500));
+    settle().await;
     assert_eq!(env.sms.count(), 2, "{:?}", env.sms.codes());
     assert_eq!(env.sms.last().channel, "sms");
     let codes = env.sms.codes();
@@ -153,14 +164,16 @@ async fn tabs_failed_reports_and_the_timer_racing_send_one_sms() {
 
 #[tokio::test]
 async fn a_verified_code_gets_no_fallback_and_its_sealed_copy_goes_at_once() {
-    let env = whatsapp_first("1s").await;
+    let clock = otpgate::store::ManualClock::starting_now();
+    let env = whatsapp_first_on("1s", clock.clone()).await;
     let (client, _) = env.logged_in("alice");
     let csrf = open_code_page(&env, &client).await;
     let code = env.sms.last().code();
     let pending = env.state.account_key(0, "alice");
     assert_eq!(submit_code(&env, &client, &csrf, &code).await.status(), 303);
     assert!(!env.state.deliveries.keeps_sealed(&pending).await);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_millis(1500));
+    settle().await;
     assert_eq!(env.sms.count(), 1, "the timer did nothing");
 }
 

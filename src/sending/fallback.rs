@@ -98,12 +98,17 @@ pub fn arm(state: &Arc<State>, pending: [u8; 32], generation: u64) {
         .sms
         .fallback_after
         .min(state.settings.otp.ttl);
+    // The store's clock, so that the record's due time and the timer agree
+    // (and a test moves one clock for both).
+    let due = state
+        .clock
+        .sleep_until(state.clock.now_ms() + crate::store::ms(wait));
     tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
         tokio::select! {
-            () = tokio::time::sleep(wait) => send_due(&state, &pending, Some(generation)).await,
+            () = due => send_due(&state, &pending, Some(generation)).await,
             () = stop => {}
         }
     });

@@ -134,10 +134,14 @@ pub trait SendLimits: Send + Sync {
     fn cooldown_left<'a>(&'a self, number: &'a [u8; 32]) -> StoreFuture<'a, Duration>;
 }
 
-/// Wall-clock time for the stores.
+/// Wall-clock time for the stores, and for the timers that act on what
+/// they keep (the WhatsApp→SMS fallback), so that a test moves one clock
+/// for both.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// Resolves once the clock reads `at_ms` or later.
+    fn sleep_until(&self, at_ms: u64) -> BoxFuture<'static, ()>;
 }
 
 /// The system's wall clock: the product's.
@@ -150,17 +154,30 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     }
+
+    fn sleep_until(&self, at_ms: u64) -> BoxFuture<'static, ()> {
+        let wait = Duration::from_millis(at_ms.saturating_sub(self.now_ms()));
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
-/// A clock that moves only when told to, for tests: expiry, cooldowns and
-/// windows are tested by advancing it, without sleeping.
+/// A clock that moves only when told to, for tests: expiry, cooldowns,
+/// windows and the fallback timer are tested by advancing it, without
+/// sleeping.
 #[derive(Debug)]
-pub struct ManualClock(AtomicU64);
+pub struct ManualClock {
+    now: AtomicU64,
+    /// Wakes the sleepers when the clock moves.
+    moved: tokio::sync::watch::Sender<u64>,
+}
 
 impl ManualClock {
     /// A clock that reads `start_ms` until advanced.
     pub fn new(start_ms: u64) -> Self {
-        Self(AtomicU64::new(start_ms))
+        Self {
+            now: AtomicU64::new(start_ms),
+            moved: tokio::sync::watch::channel(start_ms).0,
+        }
     }
 
     /// A clock that starts at the system's time now.
@@ -169,13 +186,25 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        let now = self.now.fetch_add(ms(by), Ordering::SeqCst) + ms(by);
+        self.moved.send_replace(now);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn sleep_until(&self, at_ms: u64) -> BoxFuture<'static, ()> {
+        let mut moved = self.moved.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock; a dropped clock never
+            // reaches `at_ms`, so its sleepers wait for ever, as time would.
+            if moved.wait_for(|now| *now >= at_ms).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

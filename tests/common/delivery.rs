@@ -15,17 +15,38 @@ pub async fn env_with(sms: &str, tables: &str) -> Env {
 
 /// As [`env_with`], with more `[server]` keys.
 pub async fn env_with_server(sms: &str, tables: &str, server: &str) -> Env {
+    env_with_server_on(sms, tables, server, otpgate::store::system_clock()).await
+}
+
+/// As [`env_with_server`], with the gateway's stores and fallback timers
+/// on `clock` (a `ManualClock` the test moves instead of sleeping).
+pub async fn env_with_server_on(
+    sms: &str,
+    tables: &str,
+    server: &str,
+    clock: otpgate::store::SharedClock,
+) -> Env {
     let (sms, tables, server) = (sms.to_string(), tables.to_string(), server.to_string());
-    Env::with_config(move |text| {
-        let keys = format!("public_url = \"{PUBLIC}\"\n{server}");
-        let text = with_server_keys(&text, &keys);
-        let mut text = text.replacen("provider = \"didfarm\"\n", &format!("{sms}\n"), 1);
-        if sms.lines().any(|l| l.starts_with("from =")) {
-            text = text.replacen("from = \"+31201234567\"\n", "", 1);
-        }
-        format!("{text}\n{tables}")
-    })
+    Env::with_config_and_clock(
+        move |text| {
+            let keys = format!("public_url = \"{PUBLIC}\"\n{server}");
+            let text = with_server_keys(&text, &keys);
+            let mut text = text.replacen("provider = \"didfarm\"\n", &format!("{sms}\n"), 1);
+            if sms.lines().any(|l| l.starts_with("from =")) {
+                text = text.replacen("from = \"+31201234567\"\n", "", 1);
+            }
+            format!("{text}\n{tables}")
+        },
+        clock,
+    )
     .await
+}
+
+/// The `[sms]` keys of DIDfarm with WhatsApp first, SMS after `fallback_after`.
+fn whatsapp_first_sms(fallback_after: &str) -> String {
+    format!(
+        "providers = [\"didfarm\"]\nchannels = [\"whatsapp\", \"sms\"]\nfallback_after = \"{fallback_after}\""
+    )
 }
 
 /// DIDfarm with WhatsApp first and SMS after `fallback_after`.
@@ -33,12 +54,22 @@ pub async fn whatsapp_first(fallback_after: &str) -> Env {
     whatsapp_first_with(fallback_after, "").await
 }
 
+/// As [`whatsapp_first`], on `clock`: the fallback comes due when the test
+/// moves it past `fallback_after`.
+pub async fn whatsapp_first_on(fallback_after: &str, clock: otpgate::store::SharedClock) -> Env {
+    env_with_server_on(&whatsapp_first_sms(fallback_after), "", "", clock).await
+}
+
+/// After the clock moved past a timer that must do nothing: time for the
+/// woken timer to act, so that a wrong send would be seen (only a bug makes
+/// this wait matter).
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 /// As [`whatsapp_first`], with more `[server]` keys.
 pub async fn whatsapp_first_with(fallback_after: &str, server: &str) -> Env {
-    let sms = format!(
-        "providers = [\"didfarm\"]\nchannels = [\"whatsapp\", \"sms\"]\nfallback_after = \"{fallback_after}\""
-    );
-    env_with_server(&sms, "", server).await
+    env_with_server(&whatsapp_first_sms(fallback_after), "", server).await
 }
 
 pub async fn status(env: &Env, client: &reqwest::Client) -> serde_json::Value {
