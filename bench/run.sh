@@ -23,6 +23,8 @@
 #   BENCH_CALLGRIND    1 = also count instructions per request (valgrind's callgrind,
 #                          ab): steady numbers for comparing two builds
 #   BENCH_CALLGRIND_REQUESTS  requests counted per target (default 4000)
+#   BENCH_CALLGRIND_KEEP      a directory to copy the callgrind dumps into, for
+#                             callgrind_annotate (default: not kept)
 #
 # Needs nginx, wrk and curl; installs the missing ones with apt-get.
 # Exits non-zero, saying which step failed, if anything does not work.
@@ -450,6 +452,10 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
         [[ -n $total ]] || die "no instruction count in $dump"
         IR[$name]=$((total / CG_N))
     done
+    if [[ -n ${BENCH_CALLGRIND_KEEP:-} ]]; then
+        mkdir -p "$BENCH_CALLGRIND_KEEP" && cp "$TMP"/cg/* "$BENCH_CALLGRIND_KEEP"/
+        say "callgrind dumps kept in $BENCH_CALLGRIND_KEEP (callgrind_annotate FILE)"
+    fi
 fi
 MAX_RSS_SEEN=$(sort -n "$TMP/rss-samples" 2>/dev/null | tail -1)
 END_RSS=$(rss_kb "$GATE_PID" VmRSS)
