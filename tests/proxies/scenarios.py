@@ -25,16 +25,15 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
+from harness import Answer, NoRedirect, Started, free_port, main, wait_for  # noqa: E402
 
 OTPGATE = os.environ["OTPGATE"]
 WORK = os.environ["PROXIES_WORK"]
@@ -45,58 +44,21 @@ README_GATE = "127.0.0.1:8000"
 README_APP = "127.0.0.1:8080"
 
 
-def free_port():
-    """A port the OS has just handed out (and released) on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def readme_block(lang):
-    """The first ```lang block of the README's forward-auth section."""
+def snippet(lang, listen, here):
+    """The first ```lang block of the README's forward-auth section, with
+    its `listen` line made `here` and otpgate's and the app's addresses
+    this run's."""
     text = open(README).read()
     start = text.index("## Behind nginx, Caddy or Traefik (forward-auth)")
     start = text.index(f"```{lang}\n", start) + len(lang) + 4
-    return text[start:text.index("```", start)]
+    block = text[start:text.index("```", start)]
+    assert listen in block, f"the {lang} snippet has {listen!r}"
+    return (block.replace(listen, here, 1)
+            .replace(README_GATE, f"127.0.0.1:{Gate.port}")
+            .replace(README_APP, f"127.0.0.1:{Gate.app_port}"))
 
 
-def wait_for(url, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before serving {url}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
-class Started:
-    """Processes this run started, stopped in reverse order."""
-
-    procs = []
-
-    @classmethod
-    def start(cls, args, name, **kw):
-        log = open(os.path.join(WORK, f"{name}.log"), "wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, **kw)
-        cls.procs.append(proc)
-        return proc
-
-    @classmethod
-    def stop_all(cls):
-        for proc in reversed(cls.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        cls.procs.clear()
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -141,25 +103,6 @@ class App(http.server.BaseHTTPRequestHandler):
             App.sessions[sid] = user
             return self.answer(200, {"user": user}, [("Set-Cookie", f"sid={sid}; Path=/")])
         self.do_GET()
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class Answer:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.text = body.decode("utf-8", "replace")
-
-    @property
-    def location(self):
-        return self.headers.get("Location", "")
-
-    def json(self):
-        return json.loads(self.text)
 
 
 class Browser:
@@ -337,11 +280,7 @@ class Nginx(Flow, unittest.TestCase):
         port = free_port()
         d = os.path.join(WORK, "nginx")
         os.makedirs(d, exist_ok=True)
-        server = readme_block("nginx")
-        assert "listen 80;" in server
-        server = (server.replace("listen 80;", f"listen 127.0.0.1:{port};")
-                  .replace(README_GATE, f"127.0.0.1:{Gate.port}")
-                  .replace(README_APP, f"127.0.0.1:{Gate.app_port}"))
+        server = snippet("nginx", "listen 80;", f"listen 127.0.0.1:{port};")
         temps = "\n".join(f"    {k}_temp_path {d}/{k};"
                           for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         with open(os.path.join(d, "nginx.conf"), "w") as f:
@@ -371,11 +310,7 @@ class Caddy(Flow, unittest.TestCase):
         port = free_port()
         d = os.path.join(WORK, "caddy")
         os.makedirs(d, exist_ok=True)
-        site = readme_block("caddyfile")
-        assert site.startswith("app.example.com {")
-        site = (site.replace("app.example.com", f"http://127.0.0.1:{port}", 1)
-                .replace(README_GATE, f"127.0.0.1:{Gate.port}")
-                .replace(README_APP, f"127.0.0.1:{Gate.app_port}"))
+        site = snippet("caddyfile", "app.example.com {", f"http://127.0.0.1:{port} {{")
         path = os.path.join(d, "Caddyfile")
         with open(path, "w") as f:
             # No admin endpoint (it would take port 2019), no certificates.
@@ -387,37 +322,6 @@ class Caddy(Flow, unittest.TestCase):
         wait_for(cls.base + "/.otpgate/health", proc)
 
 
-class Result(unittest.TextTestResult):
-    """Counts passes itself: a class whose set-up failed runs no test but
-    counts one error."""
-
-    passes = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        Result.passes += 1
-
-
-def on_term(*_):
-    raise SystemExit("terminated")
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_term)
-    started = time.time()
-    only = sys.argv[1:]
-    try:
-        loader = unittest.defaultTestLoader
-        if only:
-            suite = loader.loadTestsFromNames(only, sys.modules[__name__])
-        else:
-            suite = unittest.TestSuite([loader.loadTestsFromTestCase(c) for c in (Nginx, Caddy)])
-        result = unittest.TextTestRunner(verbosity=2, resultclass=Result).run(suite)
-    finally:
-        Started.stop_all()
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    if Result.passes + failed == 0:
-        failed = 1  # nothing ran: that is not a pass
-    print(f"proxies: {time.time() - started:.0f}s")
-    print(f"{Result.passes} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    Started.work = WORK
+    main("proxies", sys.modules[__name__], [Nginx, Caddy])
