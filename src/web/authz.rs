@@ -105,10 +105,13 @@ pub async fn serve<B>(
             // Always the field, empty for nobody: Caddy before 2.10 copies
             // a missing one as its placeholder's text
             // (`{http.reverse_proxy.header.X-Otpgate-User}`, caddy#6610).
-            let v = user.map_or(Ok(HeaderValue::from_static("")), HeaderValue::from_str);
-            if let Ok(v) = v {
-                res.headers_mut().insert(headers::X_OTPGATE_USER, v);
-            }
+            // A name that cannot be a field value fails as in proxy mode.
+            let v = user
+                .map_or(Ok(HeaderValue::from_static("")), HeaderValue::from_str)
+                .map_err(|_| {
+                    GateError::IdentityUnusable("the user name cannot be sent in a header".into())
+                })?;
+            res.headers_mut().insert(headers::X_OTPGATE_USER, v);
             res
         }
         Decision::SecondFactor {
