@@ -8,6 +8,10 @@
 #             (200 JSON when a `sessionid` cookie is sent, 401 otherwise)
 #   nginx     proxy_pass to the upstream with keep-alive (keepalive 64)
 #   otpgate   dist build (fat LTO), sandbox SMS provider, same upstream
+#   forward-auth (issue 15): nginx auth_request and Caddy forward_auth in
+#             front of the upstream asking otpgate's /.otpgate/authz/ endpoints,
+#             and nginx auth_request asking a trivial auth service (a 204 from
+#             the upstream nginx: the forward-auth floor)
 # obtains a real second-factor cookie through the normal code flow, then runs
 # wrk against each target in turn (alternating, BENCH_ROUNDS rounds) and prints
 # requests/s, p50 and p99, the otpgate/nginx ratios and otpgate's RSS.
@@ -26,7 +30,7 @@
 #   BENCH_CALLGRIND_KEEP      a directory to copy the callgrind dumps into, for
 #                             callgrind_annotate (default: not kept)
 #
-# Needs nginx, wrk and curl; installs the missing ones with apt-get.
+# Needs nginx, wrk, curl and caddy; installs the missing ones with apt-get.
 # Exits non-zero, saying which step failed, if anything does not work.
 
 set -euo pipefail
@@ -53,6 +57,7 @@ missing=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 if ((${#missing[@]})); then
     say "installing ${missing[*]} with apt-get"
     command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get not available; install them by hand"
@@ -69,6 +74,7 @@ NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || die "nginx not found after installation"
 command -v wrk >/dev/null 2>&1 || die "wrk not found after installation"
 command -v curl >/dev/null 2>&1 || die "curl not found after installation"
+command -v caddy >/dev/null 2>&1 || die "caddy not found after installation"
 
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d -t otpgate-bench.XXXXXX)
@@ -125,6 +131,10 @@ free_port; UP_PORT=$PORT
 free_port; NGX_PORT=$PORT
 free_port; GATE_PORT=$PORT
 free_port; BARE_PORT=$PORT
+free_port; FA_PORT=$PORT
+free_port; FLOOR_PORT=$PORT
+free_port; CADDY_PORT=$PORT
+free_port; CADDY_FLOOR_PORT=$PORT
 
 # ---------------------------------------------------------------- build otpgate (first: it is the slow step)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -138,7 +148,7 @@ fi
 [[ -x $BARE_BIN ]] || die "$BARE_BIN not found (build failed or CARGO_TARGET_DIR differs)"
 
 # ---------------------------------------------------------------- upstream nginx
-mkdir -p "$TMP/www" "$TMP/up" "$TMP/proxy"
+mkdir -p "$TMP/www" "$TMP/up" "$TMP/proxy" "$TMP/fa" "$TMP/caddy"
 chmod 755 "$TMP/www"
 # Exactly 1024 bytes.
 head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/www/1k.html"
@@ -175,6 +185,10 @@ $(common_http "$TMP/up")
     server {
         listen 127.0.0.1:$UP_PORT;
         root $TMP/www;
+        # The trivial auth service: the forward-auth floor.
+        location = /authz {
+            return 204;
+        }
         location = /api/me {
             default_type application/json;
             if (\$cookie_sessionid) {
@@ -233,6 +247,8 @@ cat >"$TMP/gate/otpgate.toml" <<EOF
 [server]
 listen = "127.0.0.1:$GATE_PORT"
 secret_file = "$TMP/gate/otpgate.key"
+# nginx and Caddy ask the forward-auth endpoints from here.
+trusted_proxies = ["127.0.0.1"]
 
 # The benchmark needs no admin API, and 9090 may be taken on this machine.
 [admin]
@@ -263,6 +279,102 @@ say "starting the bare hyper proxy (the floor for any hyper-based proxy) on 127.
 BARE_PID=$!
 PIDS+=("$BARE_PID")
 wait_http "http://127.0.0.1:$BARE_PORT/" "the bare hyper proxy" "$BARE_PID" "$TMP/bare.log"
+
+# ---------------------------------------------------------------- forward-auth fronts
+# One nginx with two servers: auth_request to otpgate (the README's server
+# block, with keep-alive pools) and to the upstream's 204 (the floor).
+fa_server() { # port auth-upstream auth-uri
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$1;
+        location = /.otpgate-authz {
+            internal;
+            proxy_pass http://$2$3;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+        }
+        location / {
+            auth_request /.otpgate-authz;
+            auth_request_set \$otpgate_user \$upstream_http_x_otpgate_user;
+            proxy_set_header X-Otpgate-User \$otpgate_user;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+    }
+EOF
+}
+cat >"$TMP/fa/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $TMP/fa/nginx.pid;
+error_log $TMP/fa/error.log warn;
+events { worker_connections 4096; }
+http {
+$(common_http "$TMP/fa")
+    upstream app {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    upstream otpgate {
+        server 127.0.0.1:$GATE_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+$(fa_server "$FA_PORT" otpgate /.otpgate/authz/nginx)
+$(fa_server "$FLOOR_PORT" app /authz)
+}
+EOF
+say "starting nginx auth_request on 127.0.0.1:$FA_PORT (otpgate) and :$FLOOR_PORT (a 204)"
+"$NGINX" -p "$TMP/fa/" -e "$TMP/fa/error.log" -c "$TMP/fa/nginx.conf" >"$TMP/fa/stdout.log" 2>&1 &
+PIDS+=($!)
+FA_PID=$!
+wait_http "http://127.0.0.1:$FLOOR_PORT/" "the auth_request nginx" "$FA_PID" "$TMP/fa/error.log"
+
+# The README's Caddy site, without its comments.
+cat >"$TMP/caddy/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:$CADDY_PORT {
+	handle /.otpgate/* {
+		reverse_proxy 127.0.0.1:$GATE_PORT
+	}
+	handle {
+		route {
+			request_header -X-Otpgate-User
+			request_header -X_Otpgate_User
+			forward_auth 127.0.0.1:$GATE_PORT {
+				uri /.otpgate/authz/forward
+				copy_headers X-Otpgate-User
+			}
+			@nobody header_regexp X-Otpgate-User ^\$
+			request_header @nobody -X-Otpgate-User
+			reverse_proxy 127.0.0.1:$UP_PORT
+		}
+	}
+}
+# Caddy's floor: forward_auth to the upstream's 204.
+http://127.0.0.1:$CADDY_FLOOR_PORT {
+	forward_auth 127.0.0.1:$UP_PORT {
+		uri /authz
+	}
+	reverse_proxy 127.0.0.1:$UP_PORT
+}
+EOF
+say "starting Caddy forward_auth on 127.0.0.1:$CADDY_PORT"
+HOME="$TMP/caddy" XDG_DATA_HOME="$TMP/caddy" XDG_CONFIG_HOME="$TMP/caddy" \
+    caddy run --adapter caddyfile --config "$TMP/caddy/Caddyfile" >"$TMP/caddy/caddy.log" 2>&1 &
+PIDS+=($!)
+CADDY_PID=$!
+wait_http "http://127.0.0.1:$CADDY_PORT/" "Caddy" "$CADDY_PID" "$TMP/caddy/caddy.log"
 
 # ---------------------------------------------------------------- sanity checks
 # status and size of a GET: "CODE SIZE"
@@ -306,21 +418,34 @@ COOKIE="Cookie: sessionid=bench; otpgate=$otp_cookie"
 r=$(probe -H "$COOKIE" "$GATE/")
 [[ $r == "200 1024" ]] || die "otpgate with the second-factor cookie should pass through (200, 1024 bytes), got '$r'"
 say "second-factor cookie obtained (${#otp_cookie} characters) and accepted"
+for front in "nginx auth_request:$FA_PORT" "Caddy forward_auth:$CADDY_PORT" "nginx auth_request (floor):$FLOOR_PORT" \
+    "Caddy forward_auth (floor):$CADDY_FLOOR_PORT"; do
+    r=$(probe -H "$COOKIE" "http://127.0.0.1:${front##*:}/")
+    [[ $r == "200 1024" ]] || die "${front%:*} with the second-factor cookie should pass (200, 1024 bytes), got '$r'"
+done
+r=$(probe -H 'Cookie: sessionid=bench' "http://127.0.0.1:$FA_PORT/")
+[[ $r == 401* ]] || die "nginx auth_request to otpgate with a session but no second factor should answer 401, got '$r'"
 
 # ---------------------------------------------------------------- measure
 rss_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 IDLE_RSS=$(rss_kb "$GATE_PID" VmRSS)
 IDLE_HWM=$(rss_kb "$GATE_PID" VmHWM)
 
-NAMES=(upstream nginx bare otpgate_cookie otpgate_anon)
+NAMES=(upstream nginx bare otpgate_cookie otpgate_anon fa_floor fa_nginx caddy_floor fa_caddy)
 declare -A URL HDR LABEL
 # The process (with its children) whose CPU time each target costs.
-declare -A CPU_OF=([upstream]=$UP_PID [nginx]=$NGX_PID [bare]=$BARE_PID [otpgate_cookie]=$GATE_PID [otpgate_anon]=$GATE_PID)
+# For the forward-auth rows: the front proxy's alone (otpgate's share comes on top).
+declare -A CPU_OF=([upstream]=$UP_PID [nginx]=$NGX_PID [bare]=$BARE_PID [otpgate_cookie]=$GATE_PID [otpgate_anon]=$GATE_PID
+    [fa_floor]=$FA_PID [fa_nginx]=$FA_PID [caddy_floor]=$CADDY_PID [fa_caddy]=$CADDY_PID)
 URL[upstream]="http://127.0.0.1:$UP_PORT/";  HDR[upstream]="";        LABEL[upstream]="upstream direct"
 URL[nginx]="http://127.0.0.1:$NGX_PORT/";    HDR[nginx]="";           LABEL[nginx]="nginx proxy_pass"
 URL[bare]="http://127.0.0.1:$BARE_PORT/";  HDR[bare]="";            LABEL[bare]="bare hyper proxy (floor)"
 URL[otpgate_cookie]="$GATE/";                HDR[otpgate_cookie]="$COOKIE"; LABEL[otpgate_cookie]="otpgate, valid 2FA cookie"
 URL[otpgate_anon]="$GATE/";                  HDR[otpgate_anon]="";    LABEL[otpgate_anon]="otpgate, no cookie"
+URL[fa_floor]="http://127.0.0.1:$FLOOR_PORT/"; HDR[fa_floor]="$COOKIE"; LABEL[fa_floor]="nginx auth_request -> 204"
+URL[fa_nginx]="http://127.0.0.1:$FA_PORT/";  HDR[fa_nginx]="$COOKIE";  LABEL[fa_nginx]="nginx auth_request -> otpgate"
+URL[caddy_floor]="http://127.0.0.1:$CADDY_FLOOR_PORT/"; HDR[caddy_floor]="$COOKIE"; LABEL[caddy_floor]="Caddy forward_auth -> 204"
+URL[fa_caddy]="http://127.0.0.1:$CADDY_PORT/"; HDR[fa_caddy]="$COOKIE"; LABEL[fa_caddy]="Caddy forward_auth -> otpgate"
 
 # "570.00us" / "2.50ms" / "1.02s" / "1.00m" -> milliseconds
 to_ms() {
@@ -475,12 +600,12 @@ agg() {
 }
 # Median over the rounds of name's ratio to nginx in the same round (runs a
 # few seconds apart): steadier on a shared machine than a ratio of medians.
-# paired name metric(RPS|P99)
+# paired name metric(RPS|P99) [base, default nginx]
 paired() {
-    local name=$1 metric=$2 r
+    local name=$1 metric=$2 base=${3:-nginx} r
     local -n arr=$metric
     for r in $(seq "$ROUNDS"); do
-        awk -v a="${arr[$name,$r]}" -v b="${arr[nginx,$r]}" 'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
+        awk -v a="${arr[$name,$r]}" -v b="${arr[$base,$r]}" 'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
     done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -519,9 +644,17 @@ for name in bare otpgate_cookie otpgate_anon; do
         "${LABEL[$name]}:" "$tr_" "$(verdict "$tr_" '>=' 1.0)" "$pr_" "$(verdict "$pr_" '<=' 1.2)"
 done
 echo
+echo "Forward-auth (valid 2FA cookie), median of the per-round ratios to the same proxy asking a 204 (the floor):"
+for pair in fa_nginx:fa_floor fa_caddy:caddy_floor; do
+    name=${pair%:*}; base=${pair#*:}
+    tr_=$(paired "$name" RPS "$base"); pr_=$(paired "$name" P99 "$base")
+    printf '  %-30s throughput %s x %s, p99 %s x it\n' "${LABEL[$name]}:" "$tr_" "${LABEL[$base]}" "$pr_"
+done
+echo
 echo "* CPU-us/req: CPU time (user + system) of the serving process and its workers per request"
 echo "  (the upstream nginx for 'upstream direct', the nginx proxy alone for 'nginx proxy_pass',"
-echo "  otpgate alone for otpgate), from /proc; steadier than requests/s on a shared machine."
+echo "  otpgate alone for otpgate, the front proxy alone for forward-auth), from /proc; steadier"
+echo "  than requests/s on a shared machine."
 echo
 echo "otpgate memory:"
 printf '  idle RSS (after start-up and the code flow, before load): %s MB (target <= 20: %s)\n' "$(mb "$IDLE_RSS")" "$(verdict "$(mb "$IDLE_RSS")" '<=' 20)"

@@ -32,6 +32,10 @@ pub enum GateError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A front proxy's forward-auth request lacks what its snippet sends:
+    /// the proxy's configuration is wrong, not the client's request.
+    #[error("the front proxy's forward-auth request is incomplete: {0}")]
+    FrontProxy(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,7 +55,7 @@ impl GateError {
             Self::Csrf | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::FrontProxy(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -71,6 +75,7 @@ impl GateError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::FrontProxy(_) => "front_proxy",
             Self::Internal(_) => "internal",
         }
     }

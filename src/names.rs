@@ -12,6 +12,13 @@ pub const PREFIX: &str = "/.otpgate/";
 /// Where the SMS providers post their delivery reports.
 pub const WEBHOOK_PREFIX: &str = "/.otpgate/webhook/";
 
+/// The forward-auth endpoint for nginx `auth_request` (see `web::authz`).
+pub const AUTHZ_NGINX: &str = "/.otpgate/authz/nginx";
+
+/// The forward-auth endpoint for Caddy `forward_auth` and Traefik
+/// `forwardAuth`.
+pub const AUTHZ_FORWARD: &str = "/.otpgate/authz/forward";
+
 /// The second-factor cookie (see `gate::factor`).
 pub const FACTOR_COOKIE: &str = "otpgate";
 

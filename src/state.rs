@@ -89,6 +89,16 @@ impl App {
         under_any(&self.cfg.login_paths, path)
     }
 
+    /// Whether a request may change who is logged in on its session: any
+    /// unsafe method (RFC 9110 §9.2.1) or a configured login path (a login
+    /// link may be a GET).
+    pub fn may_log_in(&self, method: &http::Method, path: &str) -> bool {
+        !matches!(
+            *method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ) || self.is_login_path(path)
+    }
+
     /// Whether the path is under one of the app's `bypass` prefixes. A
     /// prefix ending in "/" covers everything below it; any other covers
     /// that path and everything below it ("/login" covers "/login/x", not

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test otpgate has, in one command (the README's): the hermetic
 # `cargo test`, then the suites that drive real third-party programs (a
-# real Chromium, real apps from PyPI). Each suite installs what it needs
+# real Chromium, real apps from PyPI, real nginx and Caddy). Each suite installs what it needs
 # when it is missing and ends with one "N passed, N failed" line; the last
 # line here adds them all up. Exits non-zero when anything failed.
 set -uo pipefail
@@ -37,7 +37,7 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "cargo: %d passed, %d fai
   "$work/cargo.log" | tee "$work/cargo.sum"
 count cargo "$work/cargo.sum"
 
-for suite in tests/browser/run.sh tests/apps/run.sh; do
+for suite in tests/browser/run.sh tests/apps/run.sh tests/proxies/run.sh; do
   [ -f "$suite" ] || continue
   echo "== $suite"
   bash "$suite" 2>&1 | tee "$work/suite.log"

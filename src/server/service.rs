@@ -5,20 +5,22 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{CACHE_CONTROL, COOKIE, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::error::GateError;
 use crate::events::failure_log::Line;
 use crate::gate::credentials::{Credentials, Memo};
 use crate::gate::decision::{self, Decided, Decision};
-use crate::http::body::{Body, empty};
+use crate::http::body::Body;
 use crate::http::fetch::wants_error_page;
 use crate::http::headers::{self, ClientView};
 use crate::http::request_id::X_REQUEST_ID;
 use crate::state::{App, State};
-use crate::{gate::factor, http::cookies, http::proxy, web::pages, web::routes, web::webhook};
+use crate::{
+    gate::factor, http::cookies, http::proxy, web::authz, web::pages, web::routes, web::webhook,
+};
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Clone)]
@@ -44,7 +46,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let trusted = &state.settings.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&conn.peer.ip()));
     let request_id = state.request_ids.for_request(req.headers(), peer_trusted);
-    match gate(&state, &conn, req, &request_id).await {
+    let mut res = match gate(&state, &conn, req, &request_id).await {
         Ok(res) => res,
         Err(err) => {
             // A webhook path carries its secret token: log only the prefix.
@@ -87,7 +89,11 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             }
             res
         }
+    };
+    if let Some(front) = authz::Front::of(uri.path()) {
+        authz::finish(front, &mut res);
     }
+    res
 }
 
 async fn gate(
@@ -99,6 +105,9 @@ async fn gate(
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
     let facts = (&conn.forwarded_peer, conn.tls, conn.worker, request_id);
+    if let Some(front) = authz::Front::of(req.uri().path()) {
+        return authz::serve(state, front, facts, Some(&conn.memo), &req).await;
+    }
     let Decided { decision, view } =
         decision::decide(state, &**state, facts, Some(&conn.memo), &req).await?;
     match decision {
@@ -113,17 +122,12 @@ async fn gate(
             verify_url,
             stale_proof,
             ..
-        } => {
-            let mut res = second_factor_required(navigation, &verify_url);
-            if stale_proof {
-                // The proof names someone else than the session's user now.
-                let removal = factor::removal(crate::names::FACTOR_COOKIE, view.https);
-                if let Ok(v) = HeaderValue::from_str(&removal.to_string()) {
-                    res.headers_mut().append(SET_COOKIE, v);
-                }
-            }
-            Ok(res)
-        }
+        } => Ok(pages::second_factor_required(
+            navigation,
+            &verify_url,
+            stale_proof,
+            view.https,
+        )),
     }
 }
 
@@ -161,11 +165,8 @@ async fn pass(
             None => h.remove(COOKIE),
         };
     }
-    // A request that may change who is logged in on its session: any
-    // unsafe method (RFC 9110 §9.2.1), a configured login path (a login
-    // link may be a GET), or, below, an answer that sets cookies.
-    let may_log_in = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || app.is_login_path(req.uri().path());
+    // Or, below, an answer that sets cookies.
+    let may_log_in = app.may_log_in(req.method(), req.uri().path());
     let server = &state.settings.server;
     let timeouts = (server.upstream_timeout, server.body_read_timeout);
     let mut res = proxy::forward(
@@ -209,36 +210,10 @@ async fn pass(
     Ok(res)
 }
 
-/// Logged in, no second factor yet: browsers are sent to the code page;
-/// anything else (XHR, POST, API clients) gets a 401 it can act on, so no
-/// request body is ever silently dropped by a redirect.
-fn second_factor_required(navigation: bool, verify_url: &str) -> Response<Body> {
-    let mut res = if navigation {
-        let mut res = Response::new(empty());
-        *res.status_mut() = StatusCode::SEE_OTHER;
-        if let Ok(v) = HeaderValue::from_str(verify_url) {
-            res.headers_mut().insert(LOCATION, v);
-        }
-        res
-    } else {
-        let body =
-            serde_json::json!({ "error": "second_factor_required", "verify_url": verify_url });
-        let mut res = pages::json(StatusCode::UNAUTHORIZED, &body);
-        // RFC 9110 §15.5.2: a 401 carries a challenge.
-        res.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("otpgate realm=\"second factor\""),
-        );
-        res
-    };
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     /// What the request is, its method, its fields, and whether an error is a page.
     type Row = (

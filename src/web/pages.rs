@@ -3,14 +3,14 @@
 
 use askama::Template;
 use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION, REFERRER_POLICY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{Response, StatusCode};
 
 use crate::delivery::sms::SandboxMessage;
 use crate::error::GateError;
-use crate::http::body::{Body, full};
+use crate::http::body::{Body, empty, full};
 use crate::text::Text;
 
 const CSS: &str = include_str!("../../static/otpgate.css");
@@ -142,6 +142,45 @@ pub fn error(t: &Text, err: &GateError, page: Option<&Back>, request_id: &str) -
         let body = serde_json::json!({ "error": err.code(), "message": message, "request_id": request_id });
         with_headers(status, "application/json", body.to_string())
     }
+}
+
+/// Logged in, no second factor yet: browsers are sent to the code page;
+/// anything else (XHR, POST, API clients) gets a 401 it can act on, so no
+/// request body is ever silently dropped by a redirect. A `stale_proof`
+/// (a proof for another user than the app names now) is removed with it.
+pub fn second_factor_required(
+    navigation: bool,
+    verify_url: &str,
+    stale_proof: bool,
+    https: bool,
+) -> Response<Body> {
+    let mut res = if navigation {
+        let mut res = Response::new(empty());
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        if let Ok(v) = HeaderValue::from_str(verify_url) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        res
+    } else {
+        let body =
+            serde_json::json!({ "error": "second_factor_required", "verify_url": verify_url });
+        let mut res = json(StatusCode::UNAUTHORIZED, &body);
+        // RFC 9110 §15.5.2: a 401 carries a challenge.
+        res.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("otpgate realm=\"second factor\""),
+        );
+        res
+    };
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if stale_proof {
+        let removal = crate::gate::factor::removal(crate::names::FACTOR_COOKIE, https);
+        if let Ok(v) = HeaderValue::from_str(&removal.to_string()) {
+            res.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

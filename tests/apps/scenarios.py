@@ -17,15 +17,15 @@ import http.cookiejar
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
+from harness import Answer, NoRedirect, Started, free_port, main, wait_for  # noqa: E402
 
 OTPGATE = os.environ["OTPGATE"]
 WORK = os.environ["APPS_WORK"]
@@ -33,66 +33,9 @@ PYBIN = os.environ["PYBIN"]
 PHONE = "+31612345678"
 
 
-def free_port():
-    """A port the OS has just handed out (and released) on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for(url, proc, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before serving {url}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
 
-
-class Started:
-    """Processes this run started, stopped in reverse order."""
-
-    procs = []
-
-    @classmethod
-    def start(cls, args, name, **kw):
-        log = open(os.path.join(WORK, f"{name}.log"), "wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, **kw)
-        cls.procs.append(proc)
-        return proc
-
-    @classmethod
-    def stop_all(cls):
-        for proc in reversed(cls.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        cls.procs.clear()
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class Answer:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.text = body.decode("utf-8", "replace")
-
-    @property
-    def location(self):
-        return self.headers.get("Location", "")
 
 
 class Browser:
@@ -423,37 +366,6 @@ def readme_config(recipe, app_port):
     return re.sub(r'upstream = "[^"]*"', f'upstream = "http://127.0.0.1:{app_port}"', block)
 
 
-class Result(unittest.TextTestResult):
-    """Counts passes itself: a class whose set-up failed runs no test but
-    counts one error."""
-
-    passes = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        Result.passes += 1
-
-
-def on_term(*_):
-    raise SystemExit("terminated")
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_term)
-    started = time.time()
-    only = sys.argv[1:]
-    try:
-        loader = unittest.defaultTestLoader
-        if only:
-            suite = loader.loadTestsFromNames(only, sys.modules[__name__])
-        else:
-            suite = loader.loadTestsFromModule(sys.modules[__name__])
-        result = unittest.TextTestRunner(verbosity=2, resultclass=Result).run(suite)
-    finally:
-        Started.stop_all()
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    if Result.passes + failed == 0:
-        failed = 1  # nothing ran: that is not a pass
-    print(f"apps: {time.time() - started:.0f}s")
-    print(f"{Result.passes} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    Started.work = WORK
+    main("apps", sys.modules[__name__])
