@@ -12,6 +12,17 @@ pub const PREFIX: &str = "/.otpgate/";
 /// Where the SMS providers post their delivery reports.
 pub const WEBHOOK_PREFIX: &str = "/.otpgate/webhook/";
 
+/// Liveness: the process serves (answered for any Host, a load balancer
+/// asks by address).
+pub const HEALTHZ: &str = "/.otpgate/healthz";
+
+/// Readiness: the store and, as far as the gateway can tell, the SMS
+/// providers are usable.
+pub const READYZ: &str = "/.otpgate/readyz";
+
+/// The older name of [`HEALTHZ`].
+pub const HEALTH: &str = "/.otpgate/health";
+
 /// The second-factor cookie (see `gate::factor`).
 pub const FACTOR_COOKIE: &str = "otpgate";
 
