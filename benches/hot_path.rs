@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the pieces every proxied request goes through
 //! (issue 5, item 4): the second-factor cookie check, cookie lookup, app and
-//! bypass matching, header rewriting, and code generation and checking.
+//! bypass matching, header rewriting, code generation and checking, and
+//! recording a request in the metrics (`[metrics]` on).
 //!
 //!     cargo bench --bench hot_path
 //!     cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3
@@ -378,12 +379,34 @@ fn codes(c: &mut Criterion) {
     g.finish();
 }
 
+fn metrics(c: &mut Criterion) {
+    use otpgate::events::metrics::{Metrics, Outcome};
+    let apps: Vec<String> = ["CRM", "Wiki", "Everything else"].map(String::from).into();
+    let m = Metrics::new(&apps, 2);
+    let mut g = c.benchmark_group("metrics");
+    g.bench_function(
+        "record a request (clock read, elapsed, two atomic adds)",
+        |b| {
+            b.iter(|| {
+                let t = std::time::Instant::now();
+                m.requests
+                    .record(black_box(0), Some(black_box(1)), Outcome::Pass, t.elapsed())
+            })
+        },
+    );
+    g.bench_function("scrape (encode every family, 3 apps)", |b| {
+        b.iter(|| m.encode(false).map(|t| t.len()))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     factor_cookie,
     cookie_lookup,
     app_matching,
     header_rewriting,
-    codes
+    codes,
+    metrics
 );
 criterion_main!(benches);

@@ -19,6 +19,17 @@ pub const AUTHZ_NGINX: &str = "/.otpgate/authz/nginx";
 /// `forwardAuth`.
 pub const AUTHZ_FORWARD: &str = "/.otpgate/authz/forward";
 
+/// Liveness: the process serves (answered for any Host, a load balancer
+/// asks by address).
+pub const HEALTHZ: &str = "/.otpgate/healthz";
+
+/// Readiness: the store and, as far as the gateway can tell, the SMS
+/// providers are usable.
+pub const READYZ: &str = "/.otpgate/readyz";
+
+/// The older name of [`HEALTHZ`].
+pub const HEALTH: &str = "/.otpgate/health";
+
 /// The second-factor cookie (see `gate::factor`).
 pub const FACTOR_COOKIE: &str = "otpgate";
 

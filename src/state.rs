@@ -10,6 +10,7 @@ use crate::delivery::Deliveries;
 use crate::delivery::sms::{Callback, Providers};
 use crate::events::Events;
 use crate::events::audit::Audit;
+use crate::events::metrics::Metrics;
 use crate::http::proxy::{self, UpstreamClient};
 use crate::keys::Keys;
 use crate::otp::OtpStore;
@@ -169,6 +170,14 @@ pub struct State {
     pub events: Events,
     /// Stops the fallback timers when the gateway stops.
     pub timers: crate::delivery::Timers,
+    /// The Prometheus metrics, when `[metrics]` is on; `None` costs the
+    /// hot path one check.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Whether the stores are usable (readiness).
+    pub store_health: Arc<dyn store::Health>,
+    /// The gateway stopped accepting (shutdown): readiness says so while
+    /// requests in flight finish.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -217,6 +226,10 @@ impl State {
                     .into(),
             });
         let s = &settings.sms;
+        let metrics = settings.metrics.listen.map(|_| {
+            let names: Vec<String> = settings.apps.iter().map(|a| a.name.clone()).collect();
+            Arc::new(Metrics::new(&names, settings.server.workers))
+        });
         Ok(Self {
             otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
             limiter: limits::in_memory(&settings.limits, clock.clone()),
@@ -242,6 +255,9 @@ impl State {
             audit: Audit::off(),
             events: Events::default(),
             timers: Default::default(),
+            metrics,
+            store_health: Arc::new(crate::store::memory::MemoryHealth),
+            stopping: Default::default(),
         })
     }
 

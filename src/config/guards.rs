@@ -1,13 +1,16 @@
-//! Validation of the `[admin]`, `[log]` and `[pumping]` tables: the admin
-//! API's address, the log's format and level, and the OTP-pumping guard's rules.
+//! Validation of the `[admin]`, `[log]`, `[metrics]` and `[pumping]`
+//! tables: the admin API's and the metrics' addresses, the log's format and
+//! level, and the OTP-pumping guard's rules.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawAdmin, RawLog, RawPumping};
+use super::raw::{RawAdmin, RawLog, RawMetrics, RawPumping};
 use super::validate::{Ctx, Result};
-use super::{AdminSettings, LogSettings, PumpingMode, PumpingSettings, ServerSettings};
+use super::{
+    AdminSettings, LogSettings, MetricsSettings, PumpingMode, PumpingSettings, ServerSettings,
+};
 use crate::phone;
 
 impl Ctx<'_> {
@@ -73,6 +76,35 @@ impl Ctx<'_> {
             socket: None,
             listen: Some(addr),
         })
+    }
+
+    /// The metrics listener's address. Any address may be given: Prometheus
+    /// usually scrapes from another machine, and nothing there names a user
+    /// (the readiness details name providers and the store, no more).
+    pub(super) fn metrics(
+        &self,
+        m: &RawMetrics,
+        server: &ServerSettings,
+        admin: &AdminSettings,
+    ) -> Result<MetricsSettings> {
+        let Some(v) = &m.listen else {
+            return Ok(MetricsSettings::default());
+        };
+        let text = v.get_ref().trim();
+        if text.is_empty() {
+            return Ok(MetricsSettings::default());
+        }
+        let key = "metrics.listen";
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            self.at(v, key, "not an address; write host and port, e.g. \"127.0.0.1:9464\" (Prometheus scrapes TCP), or leave [metrics] out to keep it off")
+        })?;
+        if clashes(addr, server.listen) {
+            return Err(self.at(v, key, format!("{addr} is where server.listen serves the public gateway; give the metrics a port of their own, e.g. 9464")));
+        }
+        if admin.listen.is_some_and(|a| clashes(addr, a)) {
+            return Err(self.at(v, key, format!("{addr} is where admin.listen serves the admin API; give the metrics a port of their own, e.g. 9464")));
+        }
+        Ok(MetricsSettings { listen: Some(addr) })
     }
 
     pub(super) fn log(&self, l: &RawLog) -> Result<LogSettings> {

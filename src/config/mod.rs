@@ -78,6 +78,15 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub pumping: PumpingSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The metrics listener (`[metrics]`): Prometheus' `/metrics` and the
+/// readiness details.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// Where it listens (TCP, as Prometheus scrapes); `None`: off.
+    pub listen: Option<SocketAddr>,
 }
 
 /// How the gateway logs (`[log]`).

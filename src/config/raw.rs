@@ -28,6 +28,14 @@ pub struct RawConfig {
     pub pumping: RawPumping,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -263,6 +263,7 @@ impl Ctx<'_> {
         let admin = self.admin(&raw.admin, &server)?;
         let log = self.log(&raw.log)?;
         let pumping = self.pumping(&raw.pumping)?;
+        let metrics = self.metrics(&raw.metrics, &server, &admin)?;
         Ok(Settings {
             server,
             otp,
@@ -273,6 +274,7 @@ impl Ctx<'_> {
             admin,
             log,
             pumping,
+            metrics,
         })
     }
 

@@ -126,6 +126,7 @@ impl Sink for Log {
                 message_id,
                 error_code,
                 error_message,
+                ..
             } => {
                 let (channel, message_id) = (channel.as_str(), printable(message_id));
                 if status == Status::Failed {

@@ -1,8 +1,8 @@
 //! One typed stream of OTP events. The code that sees an event builds one
 //! [`OtpEvent`] and hands it, with [`Who`] it is about, to
 //! [`Events::emit`]; the sinks make of it what they show: the process log's
-//! line ([`log`]) and the audit record ([`audit`]). A metrics sink is one
-//! more [`Sink`] in the list, with no call site touched.
+//! line ([`log`]), the audit record ([`audit`]) and the counters of
+//! [`metrics`] (when `[metrics]` is on).
 //!
 //! Redaction lives here, once for every sink: a number is shown masked
 //! (`***5678`) and as its keyed hash, never whole; the last digits are left
@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod failure_log;
 mod log;
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 
@@ -112,6 +113,9 @@ pub enum OtpEvent<'a> {
         message_id: &'a str,
         error_code: Option<&'a str>,
         error_message: Option<&'a str>,
+        /// How long after the provider accepted the message the report
+        /// came, when the delivery record knows (the metrics' delivery time).
+        after: Option<Duration>,
     },
     /// A sealed fallback did not open: no SMS follows.
     FallbackUnreadable,
@@ -309,10 +313,17 @@ impl Events {
         }
     }
 
-    /// The gateway's sinks: the log line, and the audit record (a no-op
-    /// while the audit log is off).
-    pub fn standard(audit: &crate::events::audit::Audit) -> Self {
-        Self::new(vec![Arc::new(Log), Arc::new(audit.clone())])
+    /// The gateway's sinks: the log line, the audit record (a no-op while
+    /// the audit log is off), and the metrics when they are on.
+    pub fn standard(
+        audit: &crate::events::audit::Audit,
+        metrics: Option<&Arc<metrics::Metrics>>,
+    ) -> Self {
+        let mut sinks: Vec<Arc<dyn Sink>> = vec![Arc::new(Log), Arc::new(audit.clone())];
+        if let Some(m) = metrics {
+            sinks.push(m.clone());
+        }
+        Self::new(sinks)
     }
 
     /// The log alone, for parts that may emit before the gateway has

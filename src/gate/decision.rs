@@ -37,8 +37,31 @@ impl IdentitySource for State {
     }
 }
 
+/// Which health check a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/.otpgate/healthz`: the process serves.
+    Live,
+    /// `/.otpgate/readyz`: it can do its work.
+    Ready,
+}
+
+impl Probe {
+    /// The probe a path asks for, if any.
+    pub fn of(path: &str) -> Option<Self> {
+        match path {
+            crate::names::HEALTHZ | crate::names::HEALTH => Some(Self::Live),
+            crate::names::READYZ => Some(Self::Ready),
+            _ => None,
+        }
+    }
+}
+
 /// What to do with a request.
 pub enum Decision<'s> {
+    /// A health check: answered for any Host, or none (a load balancer
+    /// asks by address, HAProxy's default check is HTTP/1.0 without Host).
+    Health(Probe),
     /// A provider's delivery report: `webhook` takes it (before any app:
     /// providers call `public_url`, not an app's host).
     Webhook,
@@ -83,6 +106,15 @@ pub async fn decide<'s, B>(
     if req.method() == Method::CONNECT {
         return Err(GateError::MethodNotAllowed);
     }
+    let trusted = &state.settings.server.trusted_proxies;
+    if let Some(probe) = Probe::of(req.uri().path()) {
+        let authority = req.uri().authority().map(|a| a.as_str());
+        let view = ClientView::new(req.headers(), authority, peer, tls, trusted);
+        return Ok(Decided {
+            decision: Decision::Health(probe),
+            view,
+        });
+    }
     // RFC 9112 §3.2: more than one Host field is an error; the app might read
     // another one than the gate did.
     if req
@@ -101,7 +133,7 @@ pub async fn decide<'s, B>(
         req.uri().authority().map(|a| a.as_str()),
         peer,
         tls,
-        &state.settings.server.trusted_proxies,
+        trusted,
     );
     view.worker = worker;
     view.request_id = request_id.clone();
@@ -286,6 +318,7 @@ bypass = ["/static/"]
     /// A short name for a decision, to compare rows by.
     fn kind(d: &Decision<'_>) -> String {
         match d {
+            Decision::Health(p) => format!("health {p:?}"),
             Decision::Webhook => "webhook".into(),
             Decision::Own(_) => "own".into(),
             Decision::Pass { proven, .. } => format!("pass proven={proven}"),
@@ -419,6 +452,29 @@ bypass = ["/static/"]
             "{}",
             kind(&d.decision)
         );
+    }
+
+    #[tokio::test]
+    async fn health_checks_are_decided_before_the_host_is_looked_at() {
+        let case = Case::new();
+        let rows = [
+            ("/.otpgate/healthz", None, "health Live"),
+            ("/.otpgate/health", Some("10.0.0.5"), "health Live"),
+            ("/.otpgate/readyz", Some("10.0.0.5"), "health Ready"),
+        ];
+        for (path, host, expected) in rows {
+            let mut req = Request::get(path);
+            if let Some(h) = host {
+                req = req.header("host", h);
+            }
+            let d = case.decide(req.body(()).unwrap()).await.unwrap();
+            assert_eq!(kind(&d.decision), expected, "{path} {host:?}");
+        }
+        let other = Request::get("/.otpgate/readyz/x").body(()).unwrap();
+        assert!(matches!(
+            case.decide(other).await,
+            Err(GateError::MissingHost)
+        ));
     }
 
     #[tokio::test]

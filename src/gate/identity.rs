@@ -11,12 +11,14 @@
 //! under another key once let a login through).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{ACCEPT, COOKIE, HOST, HeaderValue, USER_AGENT};
 use http::{Request, Uri};
 
 use crate::config::Userinfo;
 use crate::error::GateError;
+use crate::events::metrics::WhoAmI;
 use crate::gate::answer::{self, Reading};
 use crate::gate::credentials::Credentials;
 use crate::http::body;
@@ -84,13 +86,23 @@ async fn fetch(
     creds: &Credentials,
     view: &ClientView,
 ) -> Result<Identity, GateError> {
+    let started = state.metrics.is_some().then(Instant::now);
     // The whole exchange, body included, is bounded by the upstream timeout.
-    tokio::time::timeout(
+    let found = tokio::time::timeout(
         state.settings.server.upstream_timeout,
         ask(state, app, creds, view),
     )
     .await
-    .map_err(|_| GateError::UpstreamTimeout)?
+    .unwrap_or(Err(GateError::UpstreamTimeout));
+    if let (Some(m), Some(t)) = (&state.metrics, started) {
+        let result = match &found {
+            Ok(Identity::User { .. }) => WhoAmI::User,
+            Ok(Identity::Anonymous) => WhoAmI::Anonymous,
+            Err(e) => WhoAmI::of_error(e),
+        };
+        m.whoami(app.index, result, t.elapsed());
+    }
+    found
 }
 
 async fn ask(

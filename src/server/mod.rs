@@ -2,6 +2,7 @@
 //! and HTTP/2 with upgrades through one `auto::Builder`, and shuts down
 //! gracefully with a bounded wait.
 
+pub mod metrics;
 pub mod service;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use crate::events::Events;
 use crate::events::audit::{Audit, AuditError};
 use crate::keys::{self, SecretError};
 use crate::state::State;
+use metrics::MetricsListener;
 use service::Conn;
 
 /// Largest request head (request line and headers) read over HTTP/1.1;
@@ -63,6 +65,8 @@ pub struct Gateway {
     tls: Option<TlsAcceptor>,
     /// The admin API's own listener (`[admin]`), if it is on.
     admin: Option<AdminListener>,
+    /// The metrics listener (`[metrics]`), if it is on.
+    metrics: Option<MetricsListener>,
 }
 
 impl Gateway {
@@ -97,11 +101,12 @@ impl Gateway {
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| bind_err(bound, e))?;
         let admin = AdminListener::bind(&settings.admin).await?;
+        let metrics = MetricsListener::bind(settings.metrics.listen).await?;
         let mut state = State::with_clock(settings, &secret, clock)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
         }
-        state.events = Events::standard(&state.audit);
+        state.events = Events::standard(&state.audit, state.metrics.as_ref());
         state.pumping.events_to(state.events.clone());
         let state = Arc::new(state);
         if state.providers.sandbox().is_some() {
@@ -133,6 +138,7 @@ impl Gateway {
             more,
             tls,
             admin,
+            metrics,
         })
     }
 
@@ -146,6 +152,11 @@ impl Gateway {
     /// The admin API's TCP address, when it listens on one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(AdminListener::tcp_addr)
+    }
+
+    /// Where the metrics listener listens, if it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(MetricsListener::local_addr)
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -166,11 +177,15 @@ impl Gateway {
             more,
             tls,
             admin,
+            metrics,
         } = self;
         let tls = tls.map(Arc::new);
         tracing::info!(%addr, tls = tls.is_some(), workers = more.len() + 1, "otpgate listening");
         if let Some(admin) = &admin {
             tracing::info!(admin = %admin.describe(), "admin API listening");
+        }
+        if let Some(at) = metrics.as_ref().and_then(MetricsListener::local_addr) {
+            tracing::info!(metrics = %at, "metrics listening (/metrics, /ready)");
         }
         // Dropping the sender (this future cancelled) stops the workers too.
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -194,7 +209,7 @@ impl Gateway {
                             match TcpListener::from_std(l) {
                                 Ok(l) => {
                                     let w = Worker { state, tls, index: worker };
-                                    w.accept(l, None, stop).await;
+                                    w.accept(l, Side::default(), stop).await;
                                 }
                                 Err(e) => tracing::error!(worker, error = %e, "worker cannot use its listener"),
                             }
@@ -218,7 +233,7 @@ impl Gateway {
             tls,
             index: 0,
         };
-        w.accept(listener, admin, async move {
+        w.accept(listener, Side { admin, metrics }, async move {
             shutdown.await;
             let _ = stop.send(true);
         })
@@ -249,6 +264,13 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// The listeners beside the public one, served by worker 0.
+#[derive(Default)]
+struct Side {
+    admin: Option<AdminListener>,
+    metrics: Option<MetricsListener>,
+}
+
 /// One worker: accepts on its listener and serves on its own runtime.
 struct Worker {
     state: Arc<State>,
@@ -259,12 +281,7 @@ struct Worker {
 impl Worker {
     /// Accepts until `stop`, then drains its connections for at most
     /// `shutdown_grace`.
-    async fn accept(
-        self,
-        listener: TcpListener,
-        admin: Option<AdminListener>,
-        stop: impl Future<Output = ()>,
-    ) {
+    async fn accept(self, listener: TcpListener, side: Side, stop: impl Future<Output = ()>) {
         let state = &self.state;
         let builder = Arc::new(builder(state));
         let graceful = GracefulShutdown::new();
@@ -286,12 +303,16 @@ impl Worker {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                () = accept_admin(admin.as_ref(), state, &graceful) => {}
+                () = side.accept(state, &graceful) => {}
                 () = &mut stop => break,
             }
         }
+        // Readiness says so while the requests in flight finish.
+        state
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         drop(listener);
-        drop(admin);
+        drop(side);
         let grace = state.settings.server.shutdown_grace;
         if self.index == 0 {
             tracing::info!(grace = ?grace, "shutting down: no new connections, finishing requests in flight");
@@ -395,16 +416,26 @@ async fn serve_connection(
     }
 }
 
-/// Accepts and serves one admin connection; never completes when the
-/// admin API is off.
-async fn accept_admin(
-    admin: Option<&AdminListener>,
-    state: &Arc<State>,
-    graceful: &GracefulShutdown,
-) {
-    match admin {
-        Some(admin) => admin.accept_and_serve(state, graceful.watcher()).await,
-        None => std::future::pending().await,
+impl Side {
+    /// Accepts and serves one connection on the admin or the metrics
+    /// listener; never completes while both are off.
+    async fn accept(&self, state: &Arc<State>, graceful: &GracefulShutdown) {
+        let admin = async {
+            match &self.admin {
+                Some(a) => a.accept_and_serve(state, graceful.watcher()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let metrics = async {
+            match &self.metrics {
+                Some(m) => m.accept_and_serve(state, graceful.watcher()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = admin => {}
+            () = metrics => {}
+        }
     }
 }
 

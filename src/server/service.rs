@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
 use http::{Request, Response};
@@ -11,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::error::GateError;
 use crate::events::failure_log::Line;
+use crate::events::metrics::{Outcome, UpstreamError};
 use crate::gate::credentials::{Credentials, Memo};
 use crate::gate::decision::{self, Decided, Decision};
 use crate::http::body::Body;
@@ -35,8 +37,18 @@ pub struct Conn {
     pub memo: Arc<Memo>,
 }
 
+/// What the gate made of a request, for the request metrics: the app (its
+/// index) and the outcome, once known.
+#[derive(Default)]
+struct Seen {
+    app: Option<usize>,
+    outcome: Option<Outcome>,
+}
+
 /// The gateway's service function: never fails; errors become pages.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    // The one check the hot path pays while metrics are off.
+    let started = state.metrics.is_some().then(Instant::now);
     let wants_page = wants_error_page(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -46,8 +58,16 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let trusted = &state.settings.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&conn.peer.ip()));
     let request_id = state.request_ids.for_request(req.headers(), peer_trusted);
-    let mut res = match gate(&state, &conn, req, &request_id).await {
-        Ok(res) => res,
+    let mut seen = Seen::default();
+    let mut res = match gate(&state, &conn, req, &request_id, &mut seen).await {
+        Ok(res) => {
+            if let (Some(m), Some(t)) = (&state.metrics, started) {
+                let outcome = seen.outcome.unwrap_or(Outcome::OwnRoute);
+                m.requests
+                    .record(conn.worker, seen.app, outcome, t.elapsed());
+            }
+            res
+        }
         Err(err) => {
             // A webhook path carries its secret token: log only the prefix.
             let path = if uri.path().starts_with(crate::names::WEBHOOK_PREFIX) {
@@ -60,6 +80,19 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
                 .and_then(|h| h.to_str().ok())
                 .or(uri.host())
                 .and_then(|h| state.app_for(&headers::host_without_port(h).to_ascii_lowercase()));
+            if let (Some(m), Some(t)) = (&state.metrics, started) {
+                // Decided: the decision's app (none for a webhook); not
+                // decided (refused before): the Host's.
+                let app = match seen.outcome {
+                    Some(_) => seen.app,
+                    None => app.map(|a| a.index),
+                };
+                if let (Some(app), Some(kind)) = (app, UpstreamError::of(&err)) {
+                    m.upstream_error(app, kind);
+                }
+                m.requests
+                    .record(conn.worker, app, Outcome::Error, t.elapsed());
+            }
             let reference = request_id.to_str().unwrap_or("");
             match (&err, app) {
                 // The app down under load: a line per request would flood the log.
@@ -96,21 +129,44 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     res
 }
 
+/// The request metrics' app and outcome of a decision.
+fn outcome_of(decision: &Decision<'_>) -> (Option<usize>, Option<Outcome>) {
+    match decision {
+        Decision::Health(_) => (None, Some(Outcome::Health)),
+        Decision::Webhook => (None, Some(Outcome::Webhook)),
+        Decision::Own(app) => (Some(app.index), Some(Outcome::OwnRoute)),
+        Decision::Pass { app, .. } => (Some(app.index), Some(Outcome::Pass)),
+        Decision::SecondFactor {
+            app, navigation, ..
+        } => {
+            let outcome = match navigation {
+                true => Outcome::CodePage,
+                false => Outcome::Unauthorized,
+            };
+            (Some(app.index), Some(outcome))
+        }
+    }
+}
+
 async fn gate(
     state: &Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
+    seen: &mut Seen,
 ) -> Result<Response<Body>, GateError> {
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
     let facts = (&conn.forwarded_peer, conn.tls, conn.worker, request_id);
     if let Some(front) = authz::Front::of(req.uri().path()) {
-        return authz::serve(state, front, facts, Some(&conn.memo), &req).await;
+        let seen = |d: &Decision<'_>| (seen.app, seen.outcome) = outcome_of(d);
+        return authz::serve(state, front, facts, Some(&conn.memo), &req, seen).await;
     }
     let Decided { decision, view } =
         decision::decide(state, &**state, facts, Some(&conn.memo), &req).await?;
+    (seen.app, seen.outcome) = outcome_of(&decision);
     match decision {
+        Decision::Health(probe) => routes::health::serve(state, probe, &req).await,
         Decision::Webhook => webhook::serve(state, req).await,
         Decision::Own(app) => routes::serve(state, app, &view, req).await,
         Decision::Pass { app, creds, proven } => {

@@ -124,6 +124,9 @@ pub struct Applied {
     pub stale: bool,
     /// It is about the code's latest message (not one a resend followed).
     pub latest: bool,
+    /// When the provider accepted the message (ms since the Unix epoch,
+    /// the store's clock): a `delivered` report tells how long it took.
+    pub sent_at: u64,
 }
 
 /// Where the latest message stands, for the page.

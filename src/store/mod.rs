@@ -56,6 +56,15 @@ pub enum Status {
     None,
 }
 
+/// Whether the stores can be used now, for the readiness check: the
+/// memory stores always can; a shared store answers with one round trip
+/// (a Redis `PING`), its error as the reason.
+pub trait Health: Send + Sync {
+    /// The backend's name (`memory`), for the readiness details.
+    fn backend(&self) -> &'static str;
+    fn check(&self) -> StoreFuture<'_, Result<(), String>>;
+}
+
 /// Pending codes by account key, each kept only as a keyed hash of the
 /// code (the caller hashes; the store never sees a code). Each call is one
 /// atomic step on one key.
@@ -91,6 +100,23 @@ pub enum Window {
     /// The destination country or number range is quarantined or past its
     /// cap (see `pumping`).
     Pumping,
+}
+
+impl Window {
+    /// The limit's name as the configuration calls it (the audit log's
+    /// `window`, the metrics' `window` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cooldown => "cooldown",
+            Self::Hour => "per_hour",
+            Self::Day => "per_day",
+            Self::NetworkMinute => "per_ip_minute",
+            Self::NetworkHour => "per_ip_hour",
+            Self::NetworkAccounts => "per_ip_accounts",
+            Self::Account => "account_lock",
+            Self::Pumping => "pumping",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

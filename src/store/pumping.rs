@@ -18,6 +18,15 @@ pub enum Scope {
     Prefix,
 }
 
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Country => "country",
+            Self::Prefix => "prefix",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Quarantine {
     pub scope: Scope,

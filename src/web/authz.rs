@@ -75,6 +75,7 @@ pub async fn serve<B>(
     conn: (&headers::Peer, bool, usize, &HeaderValue),
     memo: Option<&Memo>,
     req: &Request<B>,
+    decided: impl FnOnce(&Decision<'_>),
 ) -> Result<Response<Body>, GateError> {
     let trusted = &state.settings.server.trusted_proxies;
     if !trusted.iter().any(|n| n.contains(&conn.0.ip)) {
@@ -84,9 +85,10 @@ pub async fn serve<B>(
     }
     let original = original(front, req)?;
     let Decided { decision, view } = decision::decide(state, state, conn, memo, &original).await?;
+    decided(&decision);
     let res = match decision {
         // The front proxy routes /.otpgate/ to otpgate itself, unasked.
-        Decision::Webhook | Decision::Own(_) => {
+        Decision::Webhook | Decision::Own(_) | Decision::Health(_) => {
             return Err(GateError::Forbidden(
                 "paths under /.otpgate/ belong to otpgate: route them to it without forward-auth",
             ));

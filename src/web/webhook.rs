@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::delivery::sms::{self, printable};
 use crate::delivery::{Status, StatusUpdate};
@@ -119,6 +120,8 @@ async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
         // Claims it only if this record's fallback is due and unclaimed.
         crate::sending::fallback::on_failure(state, applied.pending, applied.generation);
     }
+    let after = (applied.sent_at > 0)
+        .then(|| Duration::from_millis(state.clock.now_ms().saturating_sub(applied.sent_at)));
     let report = OtpEvent::Delivery {
         provider,
         channel: applied.channel,
@@ -126,6 +129,7 @@ async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
         message_id: &u.message_id,
         error_code: u.error_code.as_deref(),
         error_message: u.error_message.as_deref(),
+        after,
     };
     state.events.emit(&Who::number(&applied.number_id), report);
 }

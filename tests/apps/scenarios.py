@@ -24,6 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from prometheus_client.parser import text_string_to_metric_families
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
 from harness import Answer, NoRedirect, Started, free_port, main, wait_for  # noqa: E402
 
@@ -89,7 +91,7 @@ def hidden(page, name):
 class Gateway:
     """otpgate with the sandbox provider in front of one app."""
 
-    def __init__(self, name, app_table, files=None):
+    def __init__(self, name, app_table, files=None, tables=""):
         self.dir = os.path.join(WORK, name)
         os.makedirs(self.dir, exist_ok=True)
         for fname, text in (files or {}).items():
@@ -112,6 +114,8 @@ cooldown = "0s"
 [sms]
 providers = ["sandbox"]
 
+{tables}
+
 {app_table}""")
         check = subprocess.run([OTPGATE, "check-config", "--config", self.config],
                                capture_output=True, text=True)
@@ -119,7 +123,7 @@ providers = ["sandbox"]
         self.base = f"http://127.0.0.1:{self.port}"
         proc = Started.start([OTPGATE, "--config", self.config], f"otpgate-{name}",
                              env={**os.environ, "RUST_LOG": "info"})
-        wait_for(self.base + "/.otpgate/health", proc)
+        wait_for(self.base + "/.otpgate/healthz", proc)
 
     def explain(self, path, *cookies, config=None):
         """`otpgate explain` for a request to `path` with each Cookie field."""
@@ -355,6 +359,56 @@ class Datasette(unittest.TestCase):
                                           "code": gw.latest_code(b)})
         self.assertEqual(res.status, 303)
         self.assertEqual(b.get("/").status, 200)
+
+    def test_prometheus_reads_the_metrics_and_a_login_moves_them(self):
+        port = free_port()
+        gw = Gateway("datasette-metrics",
+                     readme_config("JSON with an anonymous marker", self.app_port),
+                     tables=f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        b = Browser(gw.base)
+        self.log_in(b)
+        self.assertEqual(b.get("/").status, 303)
+        page = b.get("/.otpgate/verify?rd=%2F")
+        code = gw.latest_code(b)
+        wrong = ("1" if code[0] == "0" else "0") + code[1:]
+        res = b.post("/.otpgate/verify", {"csrf": hidden(page.text, "csrf"), "rd": "/",
+                                          "code": wrong})
+        self.assertEqual(res.status, 422)
+        gw.pass_code_page(b, "/")
+        self.assertEqual(b.get("/").status, 200)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as res:
+            self.assertTrue(res.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+            text = res.read().decode()
+        # Prometheus' own text parser, as a scraper reads it.
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        for name, kind in [("otpgate_requests", "counter"),
+                           ("otpgate_request_duration_seconds", "histogram"),
+                           ("otpgate_codes_sent", "counter"),
+                           ("otpgate_code_checks", "counter"),
+                           ("otpgate_whoami_calls", "counter"),
+                           ("otpgate_build_info", "gauge")]:
+            self.assertIn(name, families, f"{name} in {sorted(families)}")
+            self.assertEqual(families[name].type, kind, name)
+
+        def total(family, **labels):
+            return sum(s.value for s in families[family].samples
+                       if s.name.endswith("_total")
+                       and all(s.labels.get(k) == v for k, v in labels.items()))
+
+        app = "Datasette"
+        self.assertEqual(total("otpgate_requests", app=app, decision="code_page"), 1)
+        self.assertEqual(total("otpgate_requests", app=app, decision="pass"), 3,
+                         "the log-in page, its post, and the page after the code")
+        self.assertEqual(total("otpgate_codes_sent", app=app, channel="sms",
+                               provider="sandbox", result="accepted"), 1)
+        self.assertEqual(total("otpgate_code_checks", app=app, result="wrong"), 1)
+        self.assertEqual(total("otpgate_code_checks", app=app, result="right"), 1)
+        for family in families.values():
+            for sample in family.samples:
+                for value in sample.labels.values():
+                    self.assertNotIn("alice", value)
+                    self.assertNotIn("5678", value)
+                    self.assertNotIn("127.0.0.1", value)
 
 
 def readme_config(recipe, app_port):

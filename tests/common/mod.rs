@@ -485,6 +485,8 @@ pub struct Env {
     pub addr: SocketAddr,
     /// The admin API's address (`[admin] listen` is on port 0 in tests).
     pub admin: Option<SocketAddr>,
+    /// The metrics listener's address, when `[metrics]` is on.
+    pub metrics: Option<SocketAddr>,
     /// The configuration the gateway was started with.
     pub config: String,
     pub dir: tempfile::TempDir,
@@ -721,6 +723,7 @@ impl Env {
         let addr = gw.local_addr();
         let state = gw.state();
         let admin = gw.admin_addr();
+        let metrics = gw.metrics_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(gw.serve(async move {
             let _ = rx.await;
@@ -731,6 +734,7 @@ impl Env {
             sms,
             addr,
             admin,
+            metrics,
             config: text,
             dir,
             shutdown: Some(tx),

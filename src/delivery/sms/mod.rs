@@ -2,6 +2,7 @@
 //! the providers that carry it, tried in failover order.
 
 mod didfarm;
+pub mod health;
 mod http;
 mod sandbox;
 mod twilio;
@@ -129,6 +130,8 @@ pub struct Providers {
     sandbox: Option<Arc<Sandbox>>,
     /// Kept apart to check the signatures on its callbacks.
     twilio: Option<Arc<Twilio>>,
+    /// How each one's latest send went (readiness).
+    health: health::SendHealth,
 }
 
 /// Where a provider's status callbacks go: `{public_url}/.otpgate/webhook/`
@@ -178,10 +181,25 @@ impl Providers {
             }
         }
         Ok(Self {
+            health: health::SendHealth::new(list.len()),
             list,
             sandbox,
             twilio,
         })
+    }
+
+    /// Each provider's latest send, in failover order.
+    pub fn health(&self) -> Vec<health::ProviderHealth> {
+        (self.list.iter().enumerate())
+            .map(|(i, p)| {
+                let (last, ago) = self.health.of(i);
+                health::ProviderHealth {
+                    name: p.name(),
+                    last,
+                    ago,
+                }
+            })
+            .collect()
     }
 
     pub fn sandbox(&self) -> Option<&Sandbox> {
@@ -207,7 +225,8 @@ impl Providers {
         mut failed_over: impl FnMut(Failover<'_>),
     ) -> Result<Accepted, Failed> {
         let mut failed: Option<Failed> = None;
-        for p in self.list.iter().filter(|p| p.carries(msg.channel)) {
+        let carriers = self.list.iter().enumerate();
+        for (i, p) in carriers.filter(|(_, p)| p.carries(msg.channel)) {
             if let Some(f) = &failed {
                 failed_over(Failover {
                     from: f.provider,
@@ -215,7 +234,9 @@ impl Providers {
                     error: &f.error,
                 });
             }
-            match p.send(msg).await {
+            let sent = p.send(msg).await;
+            self.health.record(i, sent.as_ref().map(|_| ()));
+            match sent {
                 Ok(receipt) => {
                     return Ok(Accepted {
                         receipt,

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use crate::config::PumpingMode;
 use crate::delivery::sms::{SendError, printable};
 use crate::events::audit::{Audit, Record};
-use crate::otp::limits::Window;
 
 use crate::events::{OtpEvent, Scope, Sink, Who};
 
@@ -81,7 +80,7 @@ pub(crate) fn record(who: &Who<'_>, event: &OtpEvent<'_>) -> Option<Record> {
                 OtpEvent::SendLimited(_) => "send_refused",
                 _ => "check_refused",
             });
-            r.window = Some(window_name(l.window));
+            r.window = Some(l.window.as_str());
             r.retry_after_s = Some(l.wait_secs());
         }
         OtpEvent::Failed { attempts_left } => r.attempts_left = Some(attempts_left),
@@ -137,18 +136,4 @@ pub(crate) fn record(who: &Who<'_>, event: &OtpEvent<'_>) -> Option<Record> {
         | OtpEvent::CountryCap { .. } => return None,
     }
     Some(r)
-}
-
-/// The limit's name as the configuration calls it.
-fn window_name(w: Window) -> &'static str {
-    match w {
-        Window::Cooldown => "cooldown",
-        Window::Hour => "per_hour",
-        Window::Day => "per_day",
-        Window::NetworkMinute => "per_ip_minute",
-        Window::NetworkHour => "per_ip_hour",
-        Window::NetworkAccounts => "per_ip_accounts",
-        Window::Account => "account_lock",
-        Window::Pumping => "pumping",
-    }
 }

@@ -37,6 +37,7 @@ fn delivery_reports_show_the_number_only_as_its_hash_and_clean_the_providers_tex
         message_id: "SM1\n",
         error_code: Some("30003"),
         error_message: Some("+31612345678 is unreachable"),
+        after: None,
     };
     check(
         &Who::number(&id),

@@ -158,7 +158,7 @@ impl MemoryDeliveries {
             msg.status = u.status;
             msg.error_code.clone_from(&u.error_code);
         }
-        let (channel, status) = (msg.channel, msg.status);
+        let (channel, status, sent_at) = (msg.channel, msg.status, msg.at);
         // The first message arrived: no fallback is needed any more.
         if index == 0 && status == Status::Delivered {
             t.disarm();
@@ -171,6 +171,7 @@ impl MemoryDeliveries {
             status,
             stale,
             latest: index == last,
+            sent_at,
         })
     }
 

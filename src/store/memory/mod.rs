@@ -21,6 +21,19 @@ pub use sessions::MemorySessionFlags;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// The memory stores live in the process: usable whenever it serves.
+pub struct MemoryHealth;
+
+impl super::Health for MemoryHealth {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn check(&self) -> super::StoreFuture<'_, Result<(), String>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 /// Locks a per-key value; a panic while it was held leaves it usable (the
 /// values here are plain counters, never half-written across an await).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

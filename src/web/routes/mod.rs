@@ -1,7 +1,9 @@
 //! The gateway's own endpoints under `/.otpgate/`: the code page, code
-//! checks, resends (`resend`), assets, the sandbox inbox and a health
-//! check; `page` renders the code page for all of them.
+//! checks, resends (`resend`), assets and the sandbox inbox; `page`
+//! renders the code page for all of them. The health checks (`health`) are
+//! answered before any app is looked up.
 
+pub mod health;
 mod page;
 mod resend;
 
@@ -61,7 +63,6 @@ pub async fn serve(
         "resend" if req.method() == Method::POST => resend::resend(state, app, view, req).await,
         "verify" | "resend" => Err(GateError::MethodNotAllowed),
         "status" if read_only => status(state, app, view, &req).await,
-        "health" if read_only => Ok(plain("ok\n")),
         "sandbox" if read_only => match state.providers.sandbox() {
             Some(sandbox) => Ok(pages::html(
                 StatusCode::OK,
@@ -431,7 +432,7 @@ fn removal_on_prefix(secure: bool) -> cookie::Cookie<'static> {
     c
 }
 
-fn plain(text: &'static str) -> Response<Body> {
+fn plain(text: impl Into<bytes::Bytes>) -> Response<Body> {
     let mut res = Response::new(full(text));
     res.headers_mut().insert(
         CONTENT_TYPE,
