@@ -147,6 +147,8 @@ pub struct State {
     pub limiter: SendLimiter,
     pub abuse: AbuseGuard,
     pub providers: Providers,
+    /// Each provider failing: logged once, then summarised (`sending`).
+    pub provider_failures: crate::events::failure_log::FailureLogs,
     pub deliveries: Deliveries,
     pub pumping: PumpingGuard,
     pub text: &'static Text,
@@ -155,6 +157,8 @@ pub struct State {
     pub request_ids: crate::http::request_id::RequestIds,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Off here; `Gateway::bind` opens it when `[log] access = true`.
+    pub access: crate::events::access::Access,
     /// Where OTP events go: the log here; `Gateway::bind` adds the audit log.
     pub events: Events,
     /// Stops the fallback timers when the gateway stops.
@@ -207,11 +211,13 @@ impl State {
                     .into(),
             });
         let s = &settings.sms;
+        let providers = Providers::new(s, callback.as_ref())?;
         Ok(Self {
             otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
             limiter: limits::in_memory(&settings.limits, clock.clone()),
             abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
-            providers: Providers::new(s, callback.as_ref())?,
+            provider_failures: crate::events::failure_log::FailureLogs::new(providers.names()),
+            providers,
             deliveries: Deliveries::in_memory(
                 o.ttl,
                 s.fallback_after,
@@ -230,6 +236,7 @@ impl State {
             tunnels: proxy::Tunnels::default(),
             request_ids: Default::default(),
             audit: Audit::off(),
+            access: crate::events::access::Access::off(),
             events: Events::default(),
             timers: Default::default(),
         })

@@ -35,6 +35,8 @@ pub struct RawConfig {
 pub struct RawLog {
     pub format: Option<S<String>>,
     pub level: Option<S<String>>,
+    pub access: Option<bool>,
+    pub access_path: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,7 @@ use tokio_rustls::rustls;
 use crate::admin::listener::AdminListener;
 use crate::config::{Settings, TlsFiles};
 use crate::events::Events;
+use crate::events::access::{Access, AccessError};
 use crate::events::audit::{Audit, AuditError};
 use crate::keys::{self, SecretError};
 use crate::state::State;
@@ -29,7 +30,7 @@ use service::Conn;
 /// beyond it hyper answers 431 (RFC 6585 §5).
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
-/// Time the audit log has at shutdown to write what is queued.
+/// Time the audit log and the access log have at shutdown to write what is queued.
 const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 pub struct Gateway {
@@ -100,6 +103,11 @@ impl Gateway {
         let mut state = State::with_clock(settings, &secret, clock)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
+        }
+        let log = &state.settings.log;
+        if log.access {
+            let apps = state.apps.iter().map(|a| a.cfg.name.clone()).collect();
+            state.access = Access::open(log.access_path.as_deref(), log.json, apps)?;
         }
         state.events = Events::standard(&state.audit);
         state.pumping.events_to(state.events.clone());
@@ -229,7 +237,10 @@ impl Gateway {
         // Timers on worker 0's runtime would outlive this call: a stopped
         // gateway sends no more fallbacks (their sealed codes die with it).
         state.timers.stop();
-        state.audit.drain(AUDIT_DRAIN).await;
+        tokio::join!(
+            state.audit.drain(AUDIT_DRAIN),
+            state.access.drain(AUDIT_DRAIN)
+        );
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use http::header::{CACHE_CONTROL, COOKIE, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::error::GateError;
+use crate::events::access;
 use crate::events::failure_log::Line;
 use crate::gate::credentials::{Credentials, Memo};
 use crate::gate::decision::{self, Decided, Decision};
@@ -33,6 +35,14 @@ pub struct Conn {
     pub memo: Arc<Memo>,
 }
 
+/// What the access log says the gate did, learnt on the way (two stores;
+/// read only when the access log is on).
+#[derive(Default)]
+struct Seen<'s> {
+    decision: access::Decision,
+    app: Option<&'s App>,
+}
+
 /// The gateway's service function: never fails; errors become pages.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let wants_page = wants_error_page(&req);
@@ -44,7 +54,13 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let trusted = &state.settings.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&conn.peer.ip()));
     let request_id = state.request_ids.for_request(req.headers(), peer_trusted);
-    match gate(&state, &conn, req, &request_id).await {
+    // The access log's one question on the hot path; off, nothing else.
+    let started = state.access.is_on().then(|| {
+        let client = headers::client_ip(req.headers(), conn.peer.ip(), peer_trusted, trusted);
+        (Instant::now(), SystemTime::now(), client)
+    });
+    let mut seen = Seen::default();
+    let res = match gate(&state, &conn, req, &request_id, &mut seen).await {
         Ok(res) => res,
         Err(err) => {
             // A webhook path carries its secret token: log only the prefix.
@@ -53,11 +69,18 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             } else {
                 uri.path()
             };
-            let app = host
-                .as_ref()
-                .and_then(|h| h.to_str().ok())
-                .or(uri.host())
-                .and_then(|h| state.app_for(&headers::host_without_port(h).to_ascii_lowercase()));
+            let app = seen.app.or_else(|| {
+                host.as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .or(uri.host())
+                    .and_then(|h| {
+                        state.app_for(&headers::host_without_port(h).to_ascii_lowercase())
+                    })
+            });
+            seen = Seen {
+                decision: access::Decision::Error,
+                app,
+            };
             let reference = request_id.to_str().unwrap_or("");
             match (&err, app) {
                 // The app down under load: a line per request would flood the log.
@@ -77,7 +100,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             // Built only now: most requests never need their error page's link.
             let page = wants_page.then(|| routes::error_back(state.text, &uri));
             let mut res = pages::error(state.text, &err, page.as_ref(), reference);
-            res.headers_mut().insert(X_REQUEST_ID, request_id);
+            res.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
             // stalled body must not be read as the next request. HTTP/2
             // has no Connection field (RFC 9113 §8.2.2): the stream ends.
@@ -87,14 +110,30 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             }
             res
         }
+    };
+    if let Some((start, time, client)) = started {
+        state.access.log(access::Entry {
+            time,
+            duration: start.elapsed(),
+            client,
+            method,
+            uri,
+            status: res.status(),
+            bytes: res.body().size_hint().exact(),
+            decision: seen.decision,
+            app: seen.app.map(|a| a.index),
+            request_id,
+        });
     }
+    res
 }
 
-async fn gate(
-    state: &Arc<State>,
+async fn gate<'s>(
+    state: &'s Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
+    seen: &mut Seen<'s>,
 ) -> Result<Response<Body>, GateError> {
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
@@ -102,18 +141,39 @@ async fn gate(
     let Decided { decision, view } =
         decision::decide(state, &**state, facts, Some(&conn.memo), &req).await?;
     match decision {
-        Decision::Webhook => webhook::serve(state, req).await,
-        Decision::Own(app) => routes::serve(state, app, &view, req).await,
+        Decision::Webhook => {
+            seen.decision = access::Decision::Webhook;
+            webhook::serve(state, req, request_id).await
+        }
+        Decision::Own(app) => {
+            *seen = Seen {
+                decision: access::Decision::OwnRoute,
+                app: Some(app),
+            };
+            routes::serve(state, app, &view, req).await
+        }
         Decision::Pass { app, creds, proven } => {
+            *seen = Seen {
+                decision: access::Decision::Pass,
+                app: Some(app),
+            };
             let user = if proven { creds.user.as_deref() } else { None };
             pass(state, app, &view, req, &creds, user).await
         }
         Decision::SecondFactor {
+            app,
             navigation,
             verify_url,
             stale_proof,
-            ..
         } => {
+            *seen = Seen {
+                decision: if navigation {
+                    access::Decision::CodePage
+                } else {
+                    access::Decision::SecondFactor401
+                },
+                app: Some(app),
+            };
             let mut res = second_factor_required(navigation, &verify_url);
             if stale_proof {
                 // The proof names someone else than the session's user now.
