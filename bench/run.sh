@@ -25,7 +25,8 @@
 #   BENCH_SKIP_BUILD   1 = use the existing target/dist/otpgate
 #   BENCH_PROFILE      1 = also profile otpgate with perf and print the top symbols
 #   BENCH_CALLGRIND    1 = also count instructions per request (valgrind's callgrind,
-#                          ab): steady numbers for comparing two builds
+#                          ab): steady numbers for comparing two builds, and what
+#                          the access log ([log] access = true) costs per request
 #   BENCH_CALLGRIND_REQUESTS  requests counted per target (default 4000)
 #   BENCH_CALLGRIND_KEEP      a directory to copy the callgrind dumps into, for
 #                             callgrind_annotate (default: not kept)
@@ -535,7 +536,8 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
     # compared to within a fraction of a percent. A second otpgate (same
     # secret, so the same cookie is valid) and a second bare proxy run under
     # valgrind on ports of their own; ab sends a fixed number of keep-alive
-    # requests to each.
+    # requests to each. A third otpgate with the access log on (to a file)
+    # prices it: its writer thread's instructions are counted too.
     for tool in valgrind:valgrind callgrind_control:valgrind ab:apache2-utils; do
         command -v "${tool%%:*}" >/dev/null 2>&1 && continue
         say "installing ${tool#*:} with apt-get (BENCH_CALLGRIND=1)"
@@ -547,7 +549,10 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
     mkdir -p "$TMP/cg"
     free_port; CG_GATE_PORT=$PORT
     free_port; CG_BARE_PORT=$PORT
+    free_port; CG_ACCESS_PORT=$PORT
     sed "s/^listen = \"127.0.0.1:$GATE_PORT\"/listen = \"127.0.0.1:$CG_GATE_PORT\"/" "$TMP/gate/otpgate.toml" >"$TMP/gate/callgrind.toml"
+    sed "s/^listen = \"127.0.0.1:$GATE_PORT\"/listen = \"127.0.0.1:$CG_ACCESS_PORT\"/" "$TMP/gate/otpgate.toml" >"$TMP/gate/access.toml"
+    printf '\n[log]\naccess = true\naccess_path = "%s"\n' "$TMP/gate/access.log" >>"$TMP/gate/access.toml"
     say "starting otpgate and the bare proxy under callgrind (slow: about a minute)"
     RUST_LOG=warn valgrind -q --tool=callgrind --callgrind-out-file="$TMP/cg/gate.%p" \
         "$BIN" --config "$TMP/gate/callgrind.toml" >"$TMP/gate/callgrind.log" 2>&1 &
@@ -557,15 +562,22 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
         "$BARE_BIN" "127.0.0.1:$CG_BARE_PORT" "127.0.0.1:$UP_PORT" per-core >"$TMP/cg-bare.log" 2>&1 &
     CG_BARE_PID=$!
     PIDS+=("$CG_BARE_PID")
+    RUST_LOG=warn valgrind -q --tool=callgrind --callgrind-out-file="$TMP/cg/access.%p" \
+        "$BIN" --config "$TMP/gate/access.toml" >"$TMP/gate/callgrind-access.log" 2>&1 &
+    CG_ACCESS_PID=$!
+    PIDS+=("$CG_ACCESS_PID")
+    HDR[otpgate_access]=$COOKIE; LABEL[otpgate_access]="otpgate, cookie, access log"
     for _ in $(seq 600); do
         curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_GATE_PORT/.otpgate/health" \
-            && curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_BARE_PORT/" && break
+            && curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_BARE_PORT/" \
+            && curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$CG_ACCESS_PORT/.otpgate/health" && break
         sleep 0.1
     done
     declare -A IR
-    for name in bare otpgate_cookie otpgate_anon; do
+    for name in bare otpgate_cookie otpgate_anon otpgate_access; do
         pid=$CG_GATE_PID; url="http://127.0.0.1:$CG_GATE_PORT/"
         [[ $name == bare ]] && pid=$CG_BARE_PID && url="http://127.0.0.1:$CG_BARE_PORT/"
+        [[ $name == otpgate_access ]] && pid=$CG_ACCESS_PID && url="http://127.0.0.1:$CG_ACCESS_PORT/"
         hdr=(); [[ -n ${HDR[$name]} ]] && hdr=(-H "${HDR[$name]}")
         ab -q -k -n 500 -c 8 "${hdr[@]}" "$url" >/dev/null 2>&1 || die "ab against ${LABEL[$name]} under callgrind failed"
         callgrind_control -z "$pid" >/dev/null || die "callgrind_control could not reach ${LABEL[$name]}"
@@ -577,6 +589,8 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
         [[ -n $total ]] || die "no instruction count in $dump"
         IR[$name]=$((total / CG_N))
     done
+    # Every request of the access run has its line (none dropped).
+    ACCESS_LINES=$(grep -c ' ACCESS ' "$TMP/gate/access.log" 2>/dev/null || echo 0)
     if [[ -n ${BENCH_CALLGRIND_KEEP:-} ]]; then
         mkdir -p "$BENCH_CALLGRIND_KEEP" && cp "$TMP"/cg/* "$BENCH_CALLGRIND_KEEP"/
         say "callgrind dumps kept in $BENCH_CALLGRIND_KEEP (callgrind_annotate FILE)"
@@ -677,9 +691,11 @@ done
 if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
     echo
     echo "Instructions per request (callgrind, user space only, ab -k -c8 -n $CG_N; steady on a shared machine):"
-    for name in bare otpgate_cookie otpgate_anon; do
+    for name in bare otpgate_cookie otpgate_anon otpgate_access; do
         printf '  %-28s %8d  (%s x the bare proxy)\n' "${LABEL[$name]}" "${IR[$name]}" "$(ratio "${IR[$name]}" "${IR[bare]}")"
     done
+    printf '  the access log costs %d instructions per request (%s x the cookie path), %d lines written\n' \
+        "$((IR[otpgate_access] - IR[otpgate_cookie]))" "$(ratio "${IR[otpgate_access]}" "${IR[otpgate_cookie]}")" "$ACCESS_LINES"
 fi
 for name in otpgate_cookie otpgate_anon; do
     [[ -s $TMP/profile-$name.txt ]] || continue

@@ -158,6 +158,8 @@ pub struct State {
     pub limiter: SendLimiter,
     pub abuse: AbuseGuard,
     pub providers: Providers,
+    /// Each provider failing: logged once, then summarised (`sending`).
+    pub provider_failures: crate::events::failure_log::FailureLogs,
     pub deliveries: Deliveries,
     pub pumping: PumpingGuard,
     pub text: &'static Text,
@@ -166,6 +168,8 @@ pub struct State {
     pub request_ids: crate::http::request_id::RequestIds,
     /// Off here; `Gateway::bind` opens it when `[audit]` is configured.
     pub audit: Audit,
+    /// Off here; `Gateway::bind` opens it when `[log] access = true`.
+    pub access: crate::events::access::Access,
     /// Where OTP events go: the log here; `Gateway::bind` adds the audit log.
     pub events: Events,
     /// Stops the fallback timers when the gateway stops.
@@ -230,11 +234,13 @@ impl State {
             let names: Vec<String> = settings.apps.iter().map(|a| a.name.clone()).collect();
             Arc::new(Metrics::new(&names, settings.server.workers))
         });
+        let providers = Providers::new(s, callback.as_ref())?;
         Ok(Self {
             otp: OtpStore::in_memory(&keys, o.ttl, o.max_attempts, o.length, clock.clone()),
             limiter: limits::in_memory(&settings.limits, clock.clone()),
             abuse: AbuseGuard::in_memory(&settings.limits, clock.clone()),
-            providers: Providers::new(s, callback.as_ref())?,
+            provider_failures: crate::events::failure_log::FailureLogs::new(providers.names()),
+            providers,
             deliveries: Deliveries::in_memory(
                 o.ttl,
                 s.fallback_after,
@@ -253,6 +259,7 @@ impl State {
             tunnels: proxy::Tunnels::default(),
             request_ids: Default::default(),
             audit: Audit::off(),
+            access: crate::events::access::Access::off(),
             events: Events::default(),
             timers: Default::default(),
             metrics,

@@ -1,5 +1,6 @@
-//! An app that is down while requests keep coming writes a few log lines,
-//! not one per request, and one line when it answers again.
+//! An app that is down while requests keep coming, or an SMS provider that
+//! is down while codes are asked for, writes a few log lines, not one per
+//! request, and one line when it answers again.
 
 mod common;
 
@@ -66,4 +67,56 @@ async fn an_app_that_is_down_under_a_burst_writes_a_bounded_number_of_lines_and_
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(lines("upstream.recovered"), 1, "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_under_a_burst_of_sends_writes_a_bounded_number_of_warnings() {
+    let logs = capture_logs();
+    let env = Env::start().await;
+    env.sms.set_mode(ProviderMode::Fail(503));
+    const SENDS: usize = 40;
+    // Back to back, each a new user: every one reaches the provider.
+    for i in 0..SENDS {
+        let (client, _) = env.logged_in(&format!("burst-{i}"));
+        let page = navigate(&client, &env.url("/.otpgate/verify?rd=%2F")).await;
+        assert_eq!(page.status(), 503, "no code could be sent");
+    }
+    let text = logs.text();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    let failing = count("event=\"provider.failing\"");
+    assert!(
+        (1..=2).contains(&failing),
+        "{SENDS} failed sends, {failing} provider lines:\n{text}"
+    );
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("WARN") && !l.contains("Flooded CRM"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "{SENDS} failed sends, {warnings} warnings:\n{text}"
+    );
+    // Each send's OTP event keeps its own line (the audit trail needs it).
+    let events = text
+        .lines()
+        .filter(|l| l.contains("event=\"otp.send_error\"") && l.contains("user=\"burst-"))
+        .count();
+    assert_eq!(events, SENDS, "{text}");
+
+    // The provider answers again: one line says so, with the count.
+    env.sms.set_mode(ProviderMode::Accept);
+    let (client, _) = env.logged_in("burst-back");
+    assert_eq!(
+        navigate(&client, &env.url("/.otpgate/verify?rd=%2F"))
+            .await
+            .status(),
+        200
+    );
+    let text = logs.text();
+    let back: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("event=\"provider.recovered\""))
+        .collect();
+    assert_eq!(back.len(), 1, "{text}");
+    assert!(back[0].contains(&format!("failed={SENDS}")), "{}", back[0]);
 }

@@ -1,5 +1,6 @@
 //! `[log] format = "json"`: every line the running binary writes is one
-//! JSON object a log shipper can parse; `level` and mistakes in `[log]`.
+//! JSON object a log shipper can parse, the access log's lines on stdout
+//! among them; `level` and mistakes in `[log]`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -12,6 +13,7 @@ socket = ""
 [log]
 format = "json"
 level = "info"
+access = true
 [sms]
 provider = "sandbox"
 [[apps]]
@@ -68,13 +70,15 @@ fn json_logs_are_one_json_object_per_line_with_the_event_fields_at_the_top() {
         .expect("the error names its request id")
         .trim()
         .to_string();
-    let mut refused = None;
-    while refused.is_none() && Instant::now() < deadline {
+    let (mut refused, mut access) = (None, None);
+    while (refused.is_none() || access.is_none()) && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         let v: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
         if v["message"] == "request refused" {
             refused = Some(v);
+        } else if v["event"] == "access" {
+            access = Some(v);
         }
     }
     let _ = child.kill();
@@ -88,10 +92,49 @@ fn json_logs_are_one_json_object_per_line_with_the_event_fields_at_the_top() {
         "the line names the request"
     );
     assert!(refused["timestamp"].is_string());
+    // Without access_path, the access log's lines are on stdout too.
+    let access = access.expect("the request has an access line on stdout");
+    assert_eq!(access["path"], "/.otpgate/nothing-here", "{access}");
+    assert_eq!(access["status"], 404, "{access}");
+    assert_eq!(access["decision"], "error", "{access}");
+    assert_eq!(access["app"], "CRM", "{access}");
+    assert_eq!(access["request_id"], id.as_str(), "{access}");
     assert!(
         seen.iter().any(|v| v["level"] == "WARN"),
         "the sandbox warning is a line too"
     );
+}
+
+#[test]
+fn an_access_path_in_a_folder_that_does_not_exist_is_refused_at_its_line() {
+    let bad = "access_path = \"/nonexistent-otpgate-dir/access.log\"";
+    let text = CONFIG.replace("access = true", &format!("access = true\n{bad}"));
+    let err = otpgate::config::parse(&text, "gw.toml", std::path::Path::new(".")).expect_err(bad);
+    let line = text.lines().position(|l| l == bad).unwrap() + 1;
+    assert_eq!(err.line, Some(line), "{err}");
+    assert_eq!(err.key, "log.access_path", "{err}");
+    let settings = otpgate::config::parse(
+        &CONFIG.replace(
+            "access = true",
+            "access = true\naccess_path = \"access.log\"",
+        ),
+        "gw.toml",
+        std::path::Path::new("/tmp"),
+    )
+    .unwrap();
+    assert!(settings.log.access);
+    assert_eq!(
+        settings.log.access_path.as_deref(),
+        Some(std::path::Path::new("/tmp/access.log")),
+        "relative to the configuration"
+    );
+    let off = otpgate::config::parse(
+        &CONFIG.replace("access = true\n", ""),
+        "gw.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    assert!(!off.log.access, "off unless asked for");
 }
 
 #[test]

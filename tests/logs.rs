@@ -138,3 +138,57 @@ async fn each_code_event_is_one_log_line_and_one_audit_record() {
     }
     assert_eq!(records.len(), 3, "{audit}");
 }
+
+/// The id of the request an event happened in is on its log line and in
+/// its audit record: here a trusted proxy's ids, one per request.
+#[tokio::test]
+async fn each_code_event_names_its_request_id_in_the_log_and_the_audit_record() {
+    let logs = capture_logs();
+    let env = Env::with_config(|t| {
+        let t = with_server_keys(&t, "trusted_proxies = [\"127.0.0.1\"]");
+        format!("{AUDIT}\n{t}")
+    })
+    .await;
+    let (dave, _) = env.logged_in("dave");
+    let page = dave
+        .get(env.url("/.otpgate/verify?rd=%2F"))
+        .header("accept", "text/html")
+        .header("x-request-id", "front-page-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let code = env.sms.last().code();
+    let res = dave
+        .post(env.url("/.otpgate/verify"))
+        .header("x-request-id", "front-check-2")
+        .form(&[
+            ("code", code.as_str()),
+            ("csrf", csrf.as_str()),
+            ("rd", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    let (verified, audit) = audit_record(&env, "otp.verified").await;
+    assert_eq!(verified["request_id"], "front-check-2", "{audit}");
+    let (sent, _) = audit_record(&env, "otp.sent").await;
+    assert_eq!(sent["request_id"], "front-page-1", "{audit}");
+    let text = logs.text();
+    for (event, id) in [
+        ("otp.sent", "front-page-1"),
+        ("otp.verified", "front-check-2"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("event=\"{event}\"")) && l.contains("user=\"dave\""))
+            .unwrap_or_else(|| panic!("no {event} line for dave:\n{text}"));
+        assert!(
+            line.contains(&format!("request_id=\"{id}\"")),
+            "{event} names its request: {line}"
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! The command line: run the gateway, check a configuration, explain a
 //! decision, run the demo, or call the running gateway's admin API. Signals: SIGTERM and
 //! SIGINT both stop accepting and let requests in flight finish, for at most
-//! `server.shutdown_grace`; SIGHUP reopens the audit log (after log
-//! rotation) and never stops the process.
+//! `server.shutdown_grace`; SIGHUP reopens the audit log and the access
+//! log's file (after log rotation) and never stops the process.
 
 pub mod demo;
 pub mod explain;
@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin::client::{self, AdminCommand};
 use crate::config;
+use crate::events::access::Access;
 use crate::events::audit::Audit;
 use crate::server::Gateway;
 
@@ -158,7 +159,8 @@ pub async fn serve_then(
     match Gateway::bind(settings).await {
         Ok(gateway) => {
             bound(gateway.local_addr());
-            reopen_on(hangups, gateway.state().audit.clone());
+            let state = gateway.state();
+            reopen_on(hangups, state.audit.clone(), state.access.clone());
             gateway.serve(shutdown_signal()).await;
             ExitCode::SUCCESS
         }
@@ -214,22 +216,25 @@ fn hangups() -> Hangups {
     }
 }
 
-/// Reopens the audit log on every SIGHUP, as logrotate's `postrotate` expects.
-fn reopen_on(hangups: Hangups, audit: Audit) {
+/// Reopens the audit log and the access log's file on every SIGHUP, as
+/// logrotate's `postrotate` expects.
+fn reopen_on(hangups: Hangups, audit: Audit, access: Access) {
     #[cfg(unix)]
     if let Some(mut hangups) = hangups {
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
                 tracing::info!(
                     audit = audit.is_on(),
-                    "SIGHUP received: reopening the audit log"
+                    access = access.is_on(),
+                    "SIGHUP received: reopening the audit log and the access log"
                 );
                 audit.reopen();
+                access.reopen();
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = (hangups, audit);
+    let _ = (hangups, audit, access);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -128,7 +128,23 @@ impl Ctx<'_> {
                 text.to_string()
             }
         };
-        Ok(LogSettings { json, level })
+        let access_path = l
+            .access_path
+            .as_ref()
+            .map(|p| {
+                self.log_file(
+                    p,
+                    "log.access_path",
+                    "must name a file, e.g. \"access.log\"; leave access_path out to write the access log to stdout",
+                )
+            })
+            .transpose()?;
+        Ok(LogSettings {
+            json,
+            level,
+            access: l.access == Some(true),
+            access_path,
+        })
     }
 
     pub(super) fn pumping(&self, p: &RawPumping) -> Result<PumpingSettings> {

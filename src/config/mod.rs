@@ -96,6 +96,10 @@ pub struct LogSettings {
     pub json: bool,
     /// A `tracing` filter (`info`, `otpgate=debug,info`); `RUST_LOG` wins.
     pub level: String,
+    /// One access log line per request (`access = true`).
+    pub access: bool,
+    /// Where the access log goes; `None`: stdout, beside the process log.
+    pub access_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -43,6 +43,8 @@ pub struct RawMetrics {
 pub struct RawLog {
     pub format: Option<S<String>>,
     pub level: Option<S<String>>,
+    pub access: Option<bool>,
+    pub access_path: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -281,21 +281,26 @@ impl Ctx<'_> {
     /// The audit log's path. The file itself is opened at start-up; its
     /// directory must exist now, so `check-config` catches a typo.
     fn audit(&self, a: &S<RawAudit>) -> Result<PathBuf> {
-        let v = &a.get_ref().path;
+        self.log_file(
+            &a.get_ref().path,
+            "audit.path",
+            "must name a file, e.g. \"audit.jsonl\"; leave out the [audit] table to keep the audit log off",
+        )
+    }
+
+    /// A log file's path (`key`; `empty` says what to write instead of
+    /// nothing): a file name in a directory that exists now.
+    pub(super) fn log_file(&self, v: &S<String>, key: &str, empty: &str) -> Result<PathBuf> {
         let text = v.get_ref().trim();
         if text.is_empty() || text.ends_with('/') {
-            return Err(self.at(
-                v,
-                "audit.path",
-                "must name a file, e.g. \"audit.jsonl\"; leave out the [audit] table to keep the audit log off",
-            ));
+            return Err(self.at(v, key, empty));
         }
         let path = self.path(text);
         let dir = path.parent().unwrap_or(self.base);
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             return Err(self.at(
                 v,
-                "audit.path",
+                key,
                 format!(
                     "the directory {} does not exist; create it or choose another path",
                     dir.display()

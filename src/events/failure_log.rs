@@ -87,6 +87,26 @@ impl FailureLog {
     }
 }
 
+/// One [`FailureLog`] per name fixed at start (each SMS provider).
+#[derive(Default)]
+pub struct FailureLogs(Vec<(&'static str, FailureLog)>);
+
+impl FailureLogs {
+    pub fn new(names: impl IntoIterator<Item = &'static str>) -> Self {
+        Self(
+            names
+                .into_iter()
+                .map(|n| (n, FailureLog::default()))
+                .collect(),
+        )
+    }
+
+    /// The log of `name`, if it is one of them.
+    pub fn of(&self, name: &str) -> Option<&FailureLog> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, log)| log)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ struct Common<'a> {
     user: Option<&'a str>,
     phone: Option<DisplayValue<String>>,
     client_ip: Option<DisplayValue<std::net::IpAddr>>,
+    request_id: Option<&'a str>,
 }
 
 /// One line at `$level` with the common fields, then the event's own.
@@ -27,7 +28,7 @@ macro_rules! log_line {
     ($level:ident, $name:expr, $c:expr, $($rest:tt)*) => {
         tracing::$level!(
             event = $name, app = $c.app, user = $c.user, phone = $c.phone, client_ip = $c.client_ip,
-            $($rest)*
+            request_id = $c.request_id, $($rest)*
         )
     };
 }
@@ -39,6 +40,7 @@ impl Sink for Log {
             user: who.user,
             phone: who.masked(event).map(display),
             client_ip: who.client_ip().map(display),
+            request_id: who.request_id,
         };
         let name = event.name();
         match *event {

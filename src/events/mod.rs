@@ -9,13 +9,19 @@
 //! out beside a pumping prefix; a user agent is cut to a bound; provider
 //! text is cleaned of control characters and long digit runs. No event
 //! carries a code or a cookie value at all.
+//!
+//! Beside the events: the access log ([`access`], one line per request),
+//! the queue and writer task it shares with the audit log (`writer`), and
+//! the summaries of repeated failures ([`failure_log`]).
 
+pub mod access;
 pub mod audit;
 pub mod failure_log;
 mod log;
 pub mod metrics;
 #[cfg(test)]
 mod tests;
+pub(crate) mod writer;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -205,6 +211,10 @@ pub struct Who<'a> {
     /// per-number limits already computed.
     pub number_id: Option<&'a [u8; 32]>,
     pub view: Option<&'a ClientView>,
+    /// The id of the request the event happened in (`ClientView::request_id`,
+    /// or a provider's webhook call), tying its log line and record to
+    /// that request's other lines and its access log line.
+    pub request_id: Option<&'a str>,
 }
 
 impl<'a> Who<'a> {
@@ -223,6 +233,7 @@ impl<'a> Who<'a> {
             number: Some(number),
             number_id: Some(number_id),
             view: Some(view),
+            request_id: request_id_of(view),
         }
     }
 
@@ -232,6 +243,7 @@ impl<'a> Who<'a> {
             app: Some(app),
             user: Some(user),
             view: Some(view),
+            request_id: request_id_of(view),
             ..Self::default()
         }
     }
@@ -258,6 +270,14 @@ impl<'a> Who<'a> {
         Self::default()
     }
 
+    /// The same, in the request with id `request_id` (empty: none).
+    pub fn in_request(self, request_id: &'a HeaderValue) -> Self {
+        Self {
+            request_id: id_text(request_id),
+            ..self
+        }
+    }
+
     /// The masked number, `***5678`, unless `event` names the number's prefix.
     fn masked(&self, event: &OtpEvent<'_>) -> Option<String> {
         self.number
@@ -277,6 +297,17 @@ impl<'a> Who<'a> {
     fn user_agent(&self) -> Option<String> {
         self.view?.user_agent.as_ref().map(bounded_agent)
     }
+}
+
+/// The request id of a view, unless it has none.
+fn request_id_of(view: &ClientView) -> Option<&str> {
+    id_text(&view.request_id)
+}
+
+/// A request id as text: ours are hex and '-', a trusted proxy's visible
+/// ASCII (`request_id`), so every id is text; an empty one is none.
+fn id_text(id: &HeaderValue) -> Option<&str> {
+    id.to_str().ok().filter(|s| !s.is_empty())
 }
 
 /// The user agent as text, cut to [`MAX_USER_AGENT`] bytes; bytes that are

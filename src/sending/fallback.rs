@@ -56,6 +56,10 @@ struct Kept {
     https: bool,
     host: String,
     user_agent: Option<String>,
+    /// The id of the request that sent the first message (absent in
+    /// fallbacks sealed before ids were kept).
+    #[serde(default)]
+    request_id: String,
 }
 
 /// Seals the send of `code` to `to` for later.
@@ -79,6 +83,7 @@ pub fn seal(
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        request_id: view.request_id.to_str().unwrap_or("").to_string(),
     };
     let plain = serde_json::to_string(&kept).expect("plain fields serialise");
     state.keys.seal_at_rest(PURPOSE, plain)
@@ -165,12 +170,16 @@ async fn send_due(state: &Arc<State>, pending: &[u8; 32], generation: Option<u64
     ) else {
         return;
     };
-    let view = ClientView::restored(
+    let mut view = ClientView::restored(
         kept.ip,
         kept.https,
         kept.host,
         kept.user_agent.and_then(|v| HeaderValue::from_str(&v).ok()),
     );
+    // Its events name the request that sent the first message.
+    if let Ok(id) = HeaderValue::from_str(&kept.request_id) {
+        view.request_id = id;
+    }
     let to = Recipient {
         user: &kept.user,
         pending,

@@ -4,6 +4,7 @@
 //! events of each step (`events`).
 
 pub mod fallback;
+mod health;
 
 use std::sync::Arc;
 
@@ -158,6 +159,7 @@ pub async fn code(
             ttl: o.ttl,
         };
         let failed_over = |f: sms::Failover<'_>| {
+            health::note(state, f.from, Err(f.error));
             emit(OtpEvent::Failover {
                 channel,
                 from: f.from,
@@ -167,6 +169,7 @@ pub async fn code(
         };
         match state.providers.send(&msg, failed_over).await {
             Ok(accepted) => {
+                health::note(state, accepted.provider, Ok(()));
                 if kind == Kind::Replacement {
                     state.otp.install(pending, &code).await;
                 }
@@ -217,6 +220,7 @@ pub async fn code(
                 return Outcome::Sent(code, channel);
             }
             Err(failed) => {
+                health::note(state, failed.provider, Err(&failed.error));
                 emit(OtpEvent::SendError {
                     channel,
                     provider: failed.provider,

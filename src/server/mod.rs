@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod service;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,11 +17,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use crate::admin::listener::AdminListener;
-use crate::config::{Settings, TlsFiles};
+use crate::config::Settings;
 use crate::events::Events;
+use crate::events::access::{Access, AccessError};
 use crate::events::audit::{Audit, AuditError};
 use crate::keys::{self, SecretError};
 use crate::state::State;
@@ -31,12 +32,10 @@ use service::Conn;
 /// beyond it hyper answers 431 (RFC 6585 §5).
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
-/// Time the audit log has at shutdown to write what is queued.
+/// Time the audit log and the access log have at shutdown to write what is queued.
 const AUDIT_DRAIN: Duration = Duration::from_secs(2);
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time an admin client has to send its request head.
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -54,6 +53,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 pub struct Gateway {
@@ -84,7 +85,12 @@ impl Gateway {
         clock: crate::store::SharedClock,
     ) -> Result<Self, StartError> {
         let secret = keys::load_or_create(&settings.server.secret_file)?;
-        let tls = settings.server.tls.as_ref().map(tls_acceptor).transpose()?;
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()?;
         let addr = settings.server.listen;
         let workers = settings.server.workers;
         let bind_err = |addr, source| StartError::Bind { addr, source };
@@ -105,6 +111,11 @@ impl Gateway {
         let mut state = State::with_clock(settings, &secret, clock)?;
         if let Some(path) = &state.settings.audit {
             state.audit = Audit::open(path)?;
+        }
+        let log = &state.settings.log;
+        if log.access {
+            let apps = state.apps.iter().map(|a| a.cfg.name.clone()).collect();
+            state.access = Access::open(log.access_path.as_deref(), log.json, apps)?;
         }
         state.events = Events::standard(&state.audit, state.metrics.as_ref());
         state.pumping.events_to(state.events.clone());
@@ -244,7 +255,10 @@ impl Gateway {
         // Timers on worker 0's runtime would outlive this call: a stopped
         // gateway sends no more fallbacks (their sealed codes die with it).
         state.timers.stop();
-        state.audit.drain(AUDIT_DRAIN).await;
+        tokio::join!(
+            state.audit.drain(AUDIT_DRAIN),
+            state.access.drain(AUDIT_DRAIN)
+        );
     }
 }
 
@@ -457,35 +471,4 @@ async fn protocol_known(stream: &TcpStream) {
             _ => return,
         }
     }
-}
-
-fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            StartError::Tls(format!(
-                "{}: cannot read certificates: {e}",
-                files.cert.display()
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(StartError::Tls(format!(
-            "{}: no certificate found",
-            files.cert.display()
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-        StartError::Tls(format!(
-            "{}: cannot read the private key: {e}",
-            files.key.display()
-        ))
-    })?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| StartError::Tls(format!("certificate and key do not fit together: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::error::GateError;
+use crate::events::access;
 use crate::events::failure_log::Line;
 use crate::events::metrics::{Outcome, UpstreamError};
 use crate::gate::credentials::{Credentials, Memo};
@@ -37,11 +38,12 @@ pub struct Conn {
     pub memo: Arc<Memo>,
 }
 
-/// What the gate made of a request, for the request metrics: the app (its
-/// index) and the outcome, once known.
+/// What the gate made of a request, learnt on the way, for the request
+/// metrics and the access log: the app and the outcome, once known (two
+/// stores; read only when one of them is on).
 #[derive(Default)]
-struct Seen {
-    app: Option<usize>,
+struct Seen<'s> {
+    app: Option<&'s App>,
     outcome: Option<Outcome>,
 }
 
@@ -58,13 +60,18 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     let trusted = &state.settings.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&conn.peer.ip()));
     let request_id = state.request_ids.for_request(req.headers(), peer_trusted);
+    // The access log's one question on the hot path; off, nothing else.
+    let logged = state.access.is_on().then(|| {
+        let client = headers::client_ip(req.headers(), conn.peer.ip(), peer_trusted, trusted);
+        (Instant::now(), SystemTime::now(), client)
+    });
     let mut seen = Seen::default();
     let mut res = match gate(&state, &conn, req, &request_id, &mut seen).await {
         Ok(res) => {
             if let (Some(m), Some(t)) = (&state.metrics, started) {
                 let outcome = seen.outcome.unwrap_or(Outcome::OwnRoute);
-                m.requests
-                    .record(conn.worker, seen.app, outcome, t.elapsed());
+                let app = seen.app.map(|a| a.index);
+                m.requests.record(conn.worker, app, outcome, t.elapsed());
             }
             res
         }
@@ -75,18 +82,24 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             } else {
                 uri.path()
             };
-            let app = host
-                .as_ref()
-                .and_then(|h| h.to_str().ok())
-                .or(uri.host())
-                .and_then(|h| state.app_for(&headers::host_without_port(h).to_ascii_lowercase()));
+            // Decided: the decision's app (none for a webhook); not decided
+            // (refused before): the Host's.
+            let app = match seen.outcome {
+                Some(_) => seen.app,
+                None => host
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .or(uri.host())
+                    .and_then(|h| {
+                        state.app_for(&headers::host_without_port(h).to_ascii_lowercase())
+                    }),
+            };
+            seen = Seen {
+                app,
+                outcome: Some(Outcome::Error),
+            };
             if let (Some(m), Some(t)) = (&state.metrics, started) {
-                // Decided: the decision's app (none for a webhook); not
-                // decided (refused before): the Host's.
-                let app = match seen.outcome {
-                    Some(_) => seen.app,
-                    None => app.map(|a| a.index),
-                };
+                let app = app.map(|a| a.index);
                 if let (Some(app), Some(kind)) = (app, UpstreamError::of(&err)) {
                     m.upstream_error(app, kind);
                 }
@@ -112,7 +125,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             // Built only now: most requests never need their error page's link.
             let page = wants_page.then(|| routes::error_back(state.text, &uri));
             let mut res = pages::error(state.text, &err, page.as_ref(), reference);
-            res.headers_mut().insert(X_REQUEST_ID, request_id);
+            res.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             // RFC 9110 §15.5.9: a 408 closes the connection; the rest of a
             // stalled body must not be read as the next request. HTTP/2
             // has no Connection field (RFC 9113 §8.2.2): the stream ends.
@@ -126,16 +139,30 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     if let Some(front) = authz::Front::of(uri.path()) {
         authz::finish(front, &mut res);
     }
+    if let Some((start, time, client)) = logged {
+        state.access.log(access::Entry {
+            time,
+            duration: start.elapsed(),
+            client,
+            method,
+            uri,
+            status: res.status(),
+            bytes: res.body().size_hint().exact(),
+            decision: seen.outcome.unwrap_or(Outcome::OwnRoute),
+            app: seen.app.map(|a| a.index),
+            request_id,
+        });
+    }
     res
 }
 
 /// The request metrics' app and outcome of a decision.
-fn outcome_of(decision: &Decision<'_>) -> (Option<usize>, Option<Outcome>) {
+fn outcome_of<'s>(decision: &Decision<'s>) -> (Option<&'s App>, Option<Outcome>) {
     match decision {
         Decision::Health(_) => (None, Some(Outcome::Health)),
         Decision::Webhook => (None, Some(Outcome::Webhook)),
-        Decision::Own(app) => (Some(app.index), Some(Outcome::OwnRoute)),
-        Decision::Pass { app, .. } => (Some(app.index), Some(Outcome::Pass)),
+        Decision::Own(app) => (Some(app), Some(Outcome::OwnRoute)),
+        Decision::Pass { app, .. } => (Some(app), Some(Outcome::Pass)),
         Decision::SecondFactor {
             app, navigation, ..
         } => {
@@ -143,23 +170,23 @@ fn outcome_of(decision: &Decision<'_>) -> (Option<usize>, Option<Outcome>) {
                 true => Outcome::CodePage,
                 false => Outcome::Unauthorized,
             };
-            (Some(app.index), Some(outcome))
+            (Some(app), Some(outcome))
         }
     }
 }
 
-async fn gate(
-    state: &Arc<State>,
+async fn gate<'s>(
+    state: &'s Arc<State>,
     conn: &Conn,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
-    seen: &mut Seen,
+    seen: &mut Seen<'s>,
 ) -> Result<Response<Body>, GateError> {
     // Only the gateway may speak in X-Otpgate-* headers.
     headers::remove_otpgate_headers(req.headers_mut());
     let facts = (&conn.forwarded_peer, conn.tls, conn.worker, request_id);
     if let Some(front) = authz::Front::of(req.uri().path()) {
-        let seen = |d: &Decision<'_>| (seen.app, seen.outcome) = outcome_of(d);
+        let seen = |d: &Decision<'s>| (seen.app, seen.outcome) = outcome_of(d);
         return authz::serve(state, front, facts, Some(&conn.memo), &req, seen).await;
     }
     let Decided { decision, view } =
@@ -167,7 +194,7 @@ async fn gate(
     (seen.app, seen.outcome) = outcome_of(&decision);
     match decision {
         Decision::Health(probe) => routes::health::serve(state, probe, &req).await,
-        Decision::Webhook => webhook::serve(state, req).await,
+        Decision::Webhook => webhook::serve(state, req, request_id).await,
         Decision::Own(app) => routes::serve(state, app, &view, req).await,
         Decision::Pass { app, creds, proven } => {
             let user = if proven { creds.user.as_deref() } else { None };

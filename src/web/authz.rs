@@ -69,13 +69,13 @@ impl Front {
 /// Answers a forward-auth question about the request that `req`'s fields
 /// describe. `conn` is as for [`decision::decide`]; its peer must be one of
 /// `trusted_proxies`, or nothing the request says is believed.
-pub async fn serve<B>(
-    state: &State,
+pub async fn serve<'s, B>(
+    state: &'s State,
     front: Front,
     conn: (&headers::Peer, bool, usize, &HeaderValue),
     memo: Option<&Memo>,
     req: &Request<B>,
-    decided: impl FnOnce(&Decision<'_>),
+    decided: impl FnOnce(&Decision<'s>),
 ) -> Result<Response<Body>, GateError> {
     let trusted = &state.settings.server.trusted_proxies;
     if !trusted.iter().any(|n| n.contains(&conn.0.ip)) {

@@ -26,6 +26,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub async fn serve(
     state: &Arc<State>,
     req: Request<Incoming>,
+    request_id: &http::HeaderValue,
 ) -> Result<Response<Body>, GateError> {
     let public_url = state
         .settings
@@ -89,7 +90,7 @@ pub async fn serve(
             .map_err(|_| GateError::BadRequest("the body is not a DIDfarm status event"))?,
     };
     if let Some(update) = update {
-        apply(state, provider, &update).await;
+        apply(state, provider, &update, request_id).await;
     }
     let mut res = Response::new(empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
@@ -100,7 +101,12 @@ pub async fn serve(
 /// number's resend cooldown: nobody should wait for a message that will
 /// never come (the hourly and daily limits still count it). A failed first
 /// WhatsApp message makes the gateway send its SMS fallback at once.
-async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
+async fn apply(
+    state: &Arc<State>,
+    provider: &'static str,
+    u: &StatusUpdate,
+    request_id: &http::HeaderValue,
+) {
     let Some(applied) = state.deliveries.update(provider, u).await else {
         tracing::debug!(
             event = "webhook.unknown_message", provider, message_id = %printable(&u.message_id),
@@ -131,5 +137,6 @@ async fn apply(state: &Arc<State>, provider: &'static str, u: &StatusUpdate) {
         error_message: u.error_message.as_deref(),
         after,
     };
-    state.events.emit(&Who::number(&applied.number_id), report);
+    let who = Who::number(&applied.number_id).in_request(request_id);
+    state.events.emit(&who, report);
 }

@@ -68,6 +68,13 @@ impl SendError {
     /// or the message and would fail anywhere; an unreadable 2xx may have
     /// been sent, and a second provider would send a second message.
     pub fn try_next(&self) -> bool {
+        self.is_outage()
+    }
+
+    /// Whether the provider itself is failing (unreachable, too slow, a
+    /// 5xx) rather than answering about this message: what the operator's
+    /// `provider.failing` lines count.
+    pub fn is_outage(&self) -> bool {
         match self {
             Self::Network(_) | Self::Timeout => true,
             Self::Rejected { status, .. } => *status >= 500,
@@ -212,6 +219,11 @@ impl Providers {
 
     pub fn has(&self, name: &str) -> bool {
         self.list.iter().any(|p| p.name() == name)
+    }
+
+    /// The providers' names, in failover order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.list.iter().map(|p| p.name())
     }
 
     /// Sends with the first provider that carries the channel; on a network

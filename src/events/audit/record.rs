@@ -29,6 +29,10 @@ pub struct Record {
     pub client_ip: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The request the event happened in (`X-Request-Id`, on error pages,
+    /// in the process log and the access log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +78,7 @@ impl Record {
             phone_hash: None,
             client_ip: None,
             user_agent: None,
+            request_id: None,
             channel: None,
             provider: None,
             message_id: None,

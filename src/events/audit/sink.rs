@@ -32,6 +32,7 @@ pub(crate) fn record(who: &Who<'_>, event: &OtpEvent<'_>) -> Option<Record> {
         phone_hash: who.number_hash(),
         client_ip: who.client_ip(),
         user_agent: who.user_agent(),
+        request_id: who.request_id.map(str::to_string),
         ..Record::new(event.name())
     };
     match *event {

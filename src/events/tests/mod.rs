@@ -93,16 +93,21 @@ struct Fixture {
     view: ClientView,
 }
 
+/// The request id of the fixture's request.
+const REQUEST_ID: &str = "5f2a9c01d3e4-1f";
+
 fn fixture() -> Fixture {
+    let mut view = ClientView::restored(
+        "192.0.2.7".parse().unwrap(),
+        true,
+        "crm.example".into(),
+        Some(HeaderValue::from_static("Firefox/128.0")),
+    );
+    view.request_id = HeaderValue::from_static(REQUEST_ID);
     Fixture {
         number: Number::parse("+31612345678").unwrap(),
         id: [7; 32],
-        view: ClientView::restored(
-            "192.0.2.7".parse().unwrap(),
-            true,
-            "crm.example".into(),
-            Some(HeaderValue::from_static("Firefox/128.0")),
-        ),
+        view,
     }
 }
 
@@ -119,6 +124,7 @@ fn subject_line(level: Level, more: &[(&str, &str)]) -> Line {
         ("user", "\"alice\""),
         ("phone", "***5678"),
         ("client_ip", "192.0.2.7"),
+        ("request_id", "\"5f2a9c01d3e4-1f\""),
     ];
     all.extend_from_slice(more);
     line(level, &all)
@@ -128,7 +134,7 @@ fn subject_line(level: Level, more: &[(&str, &str)]) -> Line {
 fn subject_record(more: Value) -> Option<Value> {
     let mut v = json!({
         "app": "CRM", "user": "alice", "phone": "***5678", "phone_hash": HASH,
-        "client_ip": "192.0.2.7", "user_agent": "Firefox/128.0",
+        "client_ip": "192.0.2.7", "user_agent": "Firefox/128.0", "request_id": REQUEST_ID,
     });
     v.as_object_mut()
         .unwrap()

@@ -17,6 +17,7 @@ fn a_user_without_a_number_is_logged_not_recorded() {
                 // Quoted and escaped: the name cannot start a line of its own.
                 ("user", "\"bob\\nINFO forged\""),
                 ("client_ip", "192.0.2.7"),
+                ("request_id", "\"5f2a9c01d3e4-1f\""),
                 (
                     "message",
                     "the user's phone number is missing; fix it in the app or in users_file",
@@ -59,13 +60,16 @@ fn delivery_reports_show_the_number_only_as_its_hash_and_clean_the_providers_tex
             "provider": "twilio", "message_id": "SM1", "status": "failed", "error_code": "30003",
         })),
     );
+    // A report names the provider's webhook call it came in.
+    let webhook_call = HeaderValue::from_static("5f2a9c01d3e4-2a");
     check(
-        &Who::number(&id),
+        &Who::number(&id).in_request(&webhook_call),
         report(Status::Delivered),
         line(
             Level::INFO,
             &[
                 ("event", "\"delivery.delivered\""),
+                ("request_id", "\"5f2a9c01d3e4-2a\""),
                 ("provider", "\"twilio\""),
                 ("channel", "\"sms\""),
                 ("message_id", "SM1"),
@@ -73,7 +77,7 @@ fn delivery_reports_show_the_number_only_as_its_hash_and_clean_the_providers_tex
             ],
         ),
         Some(json!({
-            "event": "delivery.delivered", "phone_hash": HASH, "channel": "sms",
+            "event": "delivery.delivered", "phone_hash": HASH, "request_id": "5f2a9c01d3e4-2a", "channel": "sms",
             "provider": "twilio", "message_id": "SM1", "status": "delivered",
             "error_code": "30003",
         })),
