@@ -7,7 +7,7 @@
 #   upstream  nginx serving a fixed 1 KiB body on every path, plus /api/me
 #             (200 JSON when a `sessionid` cookie is sent, 401 otherwise)
 #   nginx     proxy_pass to the upstream with keep-alive (keepalive 64)
-#   otpgate   dist build (fat LTO), sandbox SMS provider, same upstream
+#   otpgate   dist build (fat LTO) by default, sandbox SMS provider, same upstream
 #   forward-auth (issue 15): nginx auth_request and Caddy forward_auth in
 #             front of the upstream asking otpgate's /.otpgate/authz/ endpoints,
 #             and nginx auth_request asking a trivial auth service (a 204 from
@@ -22,7 +22,9 @@
 #   BENCH_CONNECTIONS  wrk -c                         (default 64)
 #   BENCH_THREADS      wrk -t                         (default 1)
 #   BENCH_WARMUP       seconds of warm-up per target  (default 2, 0 = none)
-#   BENCH_SKIP_BUILD   1 = use the existing target/dist/otpgate
+#   BENCH_SKIP_BUILD   1 = use the existing build (target/dist/otpgate)
+#   BENCH_CARGO_PROFILE  cargo profile of both proxies (default dist; release
+#                        measures what `cargo run --release` gives)
 #   BENCH_PROFILE      1 = also profile otpgate with perf and print the top symbols
 #   BENCH_CALLGRIND    1 = also count instructions per request (valgrind's callgrind,
 #                          ab): steady numbers for comparing two builds, and what
@@ -139,11 +141,13 @@ free_port; CADDY_FLOOR_PORT=$PORT
 
 # ---------------------------------------------------------------- build otpgate (first: it is the slow step)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/dist/otpgate
-BARE_BIN=$TARGET_DIR/dist/examples/bare_proxy
+CARGO_PROFILE=${BENCH_CARGO_PROFILE:-dist}
+[[ $CARGO_PROFILE =~ ^[a-z][a-z0-9_-]*$ ]] || die "BENCH_CARGO_PROFILE must name a cargo profile, got '$CARGO_PROFILE'"
+BIN=$TARGET_DIR/$CARGO_PROFILE/otpgate
+BARE_BIN=$TARGET_DIR/$CARGO_PROFILE/examples/bare_proxy
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    say "building otpgate and the bare hyper proxy (cargo build --profile dist: fat LTO)"
-    (cd "$ROOT" && cargo build --profile dist --quiet --bin otpgate --example bare_proxy) || die "cargo build --profile dist failed"
+    say "building otpgate and the bare hyper proxy (cargo build --profile $CARGO_PROFILE)"
+    (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --quiet --bin otpgate --example bare_proxy) || die "cargo build --profile $CARGO_PROFILE failed"
 fi
 [[ -x $BIN ]] || die "$BIN not found (build failed or CARGO_TARGET_DIR differs)"
 [[ -x $BARE_BIN ]] || die "$BARE_BIN not found (build failed or CARGO_TARGET_DIR differs)"

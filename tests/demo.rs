@@ -58,6 +58,8 @@ async fn the_demo_on_port_zero_prints_the_ports_it_bound_and_serves_the_app_behi
     }
     assert_ne!(app, gate);
 
+    // The demo runs in a child process: this one installs its own provider.
+    otpgate::http::tls::install_default_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

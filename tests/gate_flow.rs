@@ -58,7 +58,7 @@ async fn a_login_that_keeps_the_session_cookie_is_not_mistaken_for_anonymous() {
         "sessionid=fixed-before-login; Path=/",
         &env.url("/").parse().unwrap(),
     );
-    let client = reqwest::Client::builder()
+    let client = client_builder()
         .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
         .build()

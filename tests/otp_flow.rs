@@ -58,7 +58,7 @@ async fn submit_with_rd(
 /// A client with no cookie store that sends the app session cookie by hand,
 /// so that a response setting our cookie cannot change its later requests.
 fn bare_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

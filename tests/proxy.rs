@@ -34,7 +34,7 @@ fn is_secure(set_cookie: &str) -> bool {
 
 /// A client that sends every request to the gateway whatever host the URL names.
 fn client_resolving(env: &Env, hosts: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let mut b = client_builder().redirect(reqwest::redirect::Policy::none());
     for h in hosts {
         b = b.resolve(h, env.addr);
     }
@@ -439,7 +439,7 @@ async fn hop_by_hop_headers_are_dropped_host_is_kept_and_an_untrusted_peer_canno
     assert_eq!(h["x-forwarded-host"], json!([host]));
 
     // Nor does a forged X-Forwarded-Proto make the gateway think it is on HTTPS.
-    let spoofing = reqwest::Client::builder()
+    let spoofing = client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(
             [(
@@ -473,7 +473,7 @@ async fn behind_a_trusted_proxy_x_forwarded_for_is_extended_and_https_makes_the_
     assert_eq!(h["x-forwarded-proto"], json!(["https"]));
     assert_eq!(h["x-forwarded-host"], json!(["crm.example"]));
 
-    let proxy = reqwest::Client::builder()
+    let proxy = client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(
             [(
@@ -758,7 +758,7 @@ async fn the_gateway_terminates_tls_and_then_sets_the_otpgate_cookie_secure() {
     );
     let env = Env::with_config(|t| with_server_keys(&t, &keys)).await;
 
-    let client = reqwest::Client::builder()
+    let client = client_builder()
         .tls_certs_only([reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()])
         .resolve("localhost", env.addr)
         .redirect(reqwest::redirect::Policy::none())

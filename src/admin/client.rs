@@ -47,6 +47,7 @@ pub enum ClientError {
 
 /// Runs one admin command; the text to print on success.
 pub async fn run(settings: &Settings, command: &AdminCommand) -> Result<String, ClientError> {
+    crate::http::tls::install_default_provider();
     let builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())

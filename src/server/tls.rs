@@ -33,7 +33,13 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
             files.key.display()
         ))
     })?;
-    let mut config = rustls::ServerConfig::builder()
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::http::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            StartError::Tls(format!(
+                "the TLS provider refuses the default versions: {e}"
+            ))
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| StartError::Tls(format!("certificate and key do not fit together: {e}")))?;

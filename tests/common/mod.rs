@@ -562,7 +562,7 @@ impl Env {
 
     /// A browser: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        client_builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -585,7 +585,7 @@ impl Env {
             &format!("sessionid={token}; Path=/"),
             &self.url("/").parse().unwrap(),
         );
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .cookie_provider(jar)
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
@@ -866,9 +866,16 @@ pub async fn unlock_by_hand(
     }
 }
 
+/// `reqwest::Client::builder()` once the process has its TLS provider
+/// (reqwest is built without one and panics when none is installed).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    otpgate::http::tls::install_default_provider();
+    reqwest::Client::builder()
+}
+
 /// A client without cookie store that does not follow redirects.
 pub fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -280,6 +280,7 @@ impl Providers {
 }
 
 fn client(s: &SmsSettings) -> Result<reqwest::Client, reqwest::Error> {
+    crate::http::tls::install_default_provider();
     reqwest::Client::builder()
         .timeout(s.timeout)
         .connect_timeout(s.connect_timeout)

@@ -152,6 +152,7 @@ mod tests {
     use super::*;
 
     fn twilio() -> Twilio {
+        crate::http::tls::install_default_provider();
         Twilio::new(
             &TwilioSettings {
                 base_url: "https://api.twilio.com".into(),
