@@ -9,20 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 venv="$here/.venv"
 
-work=$(mktemp -d)
-runner=""
-cleanup() {
-  # scenarios.py stops the apps and gateways it started when it is told to.
-  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
-    kill -TERM "$runner" 2>/dev/null
-    wait "$runner" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() { echo "apps: $1" >&2; echo "0 passed, 1 failed"; exit 1; }
+SUITE=apps
+# shellcheck source=../common/suite.sh
+. "$here/../common/suite.sh"
 
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)

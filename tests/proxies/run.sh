@@ -9,20 +9,9 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-work=$(mktemp -d)
-runner=""
-cleanup() {
-  # scenarios.py stops the servers it started when it is told to.
-  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
-    kill -TERM "$runner" 2>/dev/null
-    wait "$runner" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() { echo "proxies: $1" >&2; echo "0 passed, 1 failed"; exit 1; }
+SUITE=proxies
+# shellcheck source=../common/suite.sh
+. "$here/../common/suite.sh"
 
 if ! command -v nginx >/dev/null || ! command -v caddy >/dev/null; then
   echo "proxies: installing Debian's nginx and caddy"
